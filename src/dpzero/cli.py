@@ -1,0 +1,96 @@
+"""The ``dpzero`` command: thin wrappers that parse options and call one part each."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dpzero.errors import DpzeroUserError
+
+__all__ = ["main"]
+
+
+def user_errors[F: Callable[..., Any]](func: F) -> F:
+    """Turn a `DpzeroUserError` into a one-line message and exit status 2."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except DpzeroUserError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            sys.exit(2)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group()
+@click.version_option(package_name="dpzero")
+def main() -> None:
+    """dpzero: a self-hostable data preview platform for astronomical surveys."""
+
+
+@main.group()
+def sim() -> None:
+    """Simulate a DC2-like survey."""
+
+
+@sim.command("catalogs")
+@click.option(
+    "--size",
+    type=click.Choice(["tiny", "small", "medium", "large"]),
+    required=True,
+    help="tiny ≈ 10 k objects, small ≈ 1 M, medium ≈ 10 M, large ≈ the whole DC2 WFD.",
+)
+@click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same bytes.")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Output folder; must not exist or be empty.",
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@user_errors
+def sim_catalogs(size: str, seed: int, out: Path, quiet: bool) -> None:
+    """Write the truth and the five DP0.1 catalogs as DESC-style Parquet."""
+    from dpzero.sim import simulate_catalogs
+
+    manifest = simulate_catalogs(size=size, seed=seed, out=out, progress=not quiet)
+    click.echo(manifest.summary())
+
+
+@main.command()
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path),
+    default=Path("demo-data"),
+    show_default=True,
+    help="Folder for the simulated survey and its catalog store.",
+)
+@click.option("--size", type=click.Choice(["tiny", "small"]), default="small", show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+@user_errors
+def demo(data: Path, size: str, seed: int) -> None:
+    """From nothing to a running platform on a small simulated survey."""
+    from dpzero.sim import simulate_catalogs
+
+    catalogs = data / f"catalogs-{size}-{seed}"
+    if catalogs.exists():
+        click.echo(f"using the survey already simulated in {catalogs}")
+    else:
+        manifest = simulate_catalogs(size=size, seed=seed, out=catalogs, progress=True)
+        click.echo(manifest.summary())
+    click.echo(
+        "The catalog store and the TAP service are not part of this version yet; "
+        f"the simulated survey's Parquet files are in {catalogs}."
+    )
+
+
+if __name__ == "__main__":
+    main()
