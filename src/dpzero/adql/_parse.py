@@ -1,0 +1,96 @@
+"""`parse_adql`: strict ADQL 2.1 check, then a sqlglot tree of the query."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import sqlglot
+from sqlglot import exp, parser, tokens
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.errors import ParseError
+from sqlglot.tokens import TokenType
+
+from dpzero.adql._errors import AdqlSyntaxError
+from dpzero.adql._grammar import check_grammar
+from dpzero.adql._lexer import tokenize
+
+__all__ = ["AdqlDialect", "AdqlQuery", "parse_adql"]
+
+# sqlglot turns known function names into typed nodes (LOG into a base-10 log, ...).
+# ADQL functions are mapped by dpzero's translator instead, so all but these stay
+# anonymous calls carrying the name as written.
+_TYPED_FUNCTIONS = {"COUNT", "AVG", "MIN", "MAX", "SUM", "COALESCE", "LOWER", "UPPER"}
+
+
+class AdqlDialect(Dialect):
+    """sqlglot dialect for ADQL: TOP is a keyword, NULLs sort as the largest values."""
+
+    NULL_ORDERING = "nulls_are_large"
+
+    class Tokenizer(tokens.Tokenizer):
+        """ADQL tokens: the default ones plus TOP."""
+
+        KEYWORDS: ClassVar = {**tokens.Tokenizer.KEYWORDS, "TOP": TokenType.TOP}
+
+    class Parser(parser.Parser):
+        """Default parser with ADQL functions kept anonymous."""
+
+        FUNCTIONS: ClassVar = {
+            k: v for k, v in parser.Parser.FUNCTIONS.items() if k in _TYPED_FUNCTIONS
+        }
+
+
+@dataclass(frozen=True)
+class AdqlQuery:
+    """A query that passed the strict ADQL 2.1 check.
+
+    Attributes
+    ----------
+    text
+        The query as the user wrote it.
+    tree
+        sqlglot's tree of the query. Treat it as read-only: functions that rewrite
+        it (`resolve`, `to_duckdb`) work on a copy.
+    """
+
+    text: str
+    tree: exp.Expression
+
+    def adql(self) -> str:
+        """The query written back as ADQL (one line, comments dropped)."""
+        return self.tree.sql(dialect=AdqlDialect)
+
+
+def _normalised(text: str) -> str:
+    """The query's tokens joined by spaces: no comments, merged strings, decimal hex."""
+    parts = []
+    for tok in tokenize(text)[:-1]:
+        parts.append(str(int(tok.text, 16)) if tok.kind == "hex" else tok.text)
+    return " ".join(parts)
+
+
+def parse_adql(text: str) -> AdqlQuery:
+    """Check an ADQL 2.1 query strictly and parse it.
+
+    Parameters
+    ----------
+    text
+        One ADQL query.
+
+    Returns
+    -------
+    AdqlQuery
+        The query and its sqlglot tree.
+
+    Raises
+    ------
+    AdqlSyntaxError
+        If the query is not valid ADQL; the message starts with the line and column.
+    """
+    check_grammar(text)
+    try:
+        tree = sqlglot.parse_one(_normalised(text), read=AdqlDialect)
+    except ParseError as exc:  # the grammar passed it: a gap between the two parsers
+        raise AdqlSyntaxError(f"query not understood: {exc}", 1, 1) from exc
+    return AdqlQuery(text=text, tree=tree)
