@@ -1,0 +1,30 @@
+# The two commands of README.md: `make demo` and `make test`.
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint install benchmarks clean
+
+$(STAMP): pyproject.toml
+	@if [ ! -x $(BIN)/python ]; then py=$$(scripts/find-python) && "$$py" -m venv $(VENV); fi
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## Build a small simulated survey and serve it at http://127.0.0.1:8000
+demo: $(STAMP)
+	$(BIN)/dpzero demo
+
+## Lint and run the test suite (what CI runs)
+test: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/python -m pytest
+
+benchmarks: $(STAMP)
+	$(BIN)/python benchmarks/sim_catalogs.py --size small
+
+clean:
+	rm -rf $(VENV) demo-data .pytest_cache .ruff_cache
