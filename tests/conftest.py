@@ -1,0 +1,23 @@
+"""Fixtures shared by every part: a tiny simulated survey made once per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dpzero.sim import CatalogManifest, simulate_catalogs
+
+
+@pytest.fixture(scope="session")
+def tiny_survey(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Folder of ``dpzero sim catalogs --size tiny --seed 1`` (≈ 7 k objects)."""
+    out = tmp_path_factory.mktemp("sim") / "tiny-1"
+    simulate_catalogs(size="tiny", seed=1, out=out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_manifest(tiny_survey: Path) -> CatalogManifest:
+    """Manifest of the tiny survey."""
+    return CatalogManifest.read(tiny_survey)
