@@ -55,14 +55,34 @@ def sim() -> None:
     required=True,
     help="Output folder; must not exist or be empty.",
 )
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes; the output does not depend on it.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @user_errors
-def sim_catalogs(size: str, seed: int, out: Path, quiet: bool) -> None:
+def sim_catalogs(size: str, seed: int, out: Path, jobs: int, quiet: bool) -> None:
     """Write the truth and the five DP0.1 catalogs as DESC-style Parquet."""
     from dpzero.sim import simulate_catalogs
 
-    manifest = simulate_catalogs(size=size, seed=seed, out=out, progress=not quiet)
+    manifest = simulate_catalogs(size=size, seed=seed, out=out, progress=not quiet, jobs=jobs)
     click.echo(manifest.summary())
+
+
+@sim.command("plots")
+@click.argument("survey", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=Path("docs/sim"), show_default=True)
+@user_errors
+def sim_plots(survey: Path, out: Path) -> None:
+    """Plot number counts, colours, sky density, errors and completeness of a survey."""
+    from dpzero.sim.plots import make_survey_plots
+
+    for path in make_survey_plots(survey, out):
+        click.echo(f"wrote {path}")
 
 
 @main.command()

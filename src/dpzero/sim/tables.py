@@ -486,14 +486,24 @@ def _reference_band(obs: ObservedPatch) -> NDArray[np.str_]:
     return np.where(ref == "", REFERENCE_BAND, ref)
 
 
-def _to_arrow(spec: TableSpec, columns: dict[str, NDArray]) -> pa.Table:
+# Columns kept at full double precision; other measurement doubles carry float32
+# precision, as the measurement framework computed them, which also lets them compress.
+_FULL_PRECISION = {"coord_ra", "coord_dec", "ra", "dec"}
+
+
+def _to_arrow(
+    spec: TableSpec, columns: dict[str, NDArray], single_precision: bool = False
+) -> pa.Table:
     arrays = []
     for col in spec.columns:
         values = columns[col.name]
         if pa.types.is_string(col.arrow_type):
             arrays.append(pa.array(values, type=pa.string()))
-        else:
-            arrays.append(pa.array(np.asarray(values).astype(col.arrow_type.to_pandas_dtype())))
+            continue
+        values = np.asarray(values)
+        if single_precision and col.arrow_type == pa.float64() and col.name not in _FULL_PRECISION:
+            values = values.astype(np.float32)
+        arrays.append(pa.array(values.astype(col.arrow_type.to_pandas_dtype())))
     return pa.Table.from_arrays(arrays, schema=spec.arrow_schema())
 
 
@@ -599,7 +609,7 @@ def _reference_table(obs: ObservedPatch, spec: TableSpec) -> pa.Table:
     for col in spec.column_names:
         if col not in out:
             out[col] = _measurement_column(ctx, REFERENCE_BAND, col, spec.name)
-    return _to_arrow(spec, out)
+    return _to_arrow(spec, out, single_precision=True)
 
 
 def _forced_table(obs: ObservedPatch, spec: TableSpec) -> pa.Table:
@@ -612,7 +622,7 @@ def _forced_table(obs: ObservedPatch, spec: TableSpec) -> pa.Table:
         if band not in BANDS:
             raise UnexplainedColumnError(f"no simulation rule for column {col!r} of {spec.name}")
         out[col] = _measurement_column(ctx, band, base, spec.name)
-    return _to_arrow(spec, out)
+    return _to_arrow(spec, out, single_precision=True)
 
 
 def _truth_match_table(obs: ObservedPatch, truth: pa.Table, spec: TableSpec) -> pa.Table:
