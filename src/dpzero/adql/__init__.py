@@ -1,0 +1,43 @@
+"""ADQL 2.1 for dpzero: strict parsing, name resolution, DuckDB translation, geometry.
+
+The catalog engine's path for one query::
+
+    query = parse_adql(text)                      # AdqlSyntaxError with line/column
+    resolved = resolve(query, catalog)            # AdqlNameError naming the closest names
+    regions = search_regions(resolved.query)      # sky regions per table, for pruning
+    ids = id_constraints(resolved.query)          # objectId constants, for the index
+    sql = to_duckdb(resolved, table_names={...})  # run on a connection that had
+    register_adql_functions(con)                  # the ADQL macros registered
+"""
+
+from dpzero.adql._errors import (
+    AdqlError,
+    AdqlNameError,
+    AdqlSyntaxError,
+    AdqlUnsupportedError,
+)
+from dpzero.adql._geometry import AdqlGeometryError, Circle, Polygon, RaDecRange, box_polygon
+from dpzero.adql._names import ColumnInfo, OutputColumn, ResolvedQuery, TableCatalog, resolve
+from dpzero.adql._parse import AdqlQuery, parse_adql
+from dpzero.adql._translate import register_adql_functions, to_duckdb
+
+__all__ = [
+    "AdqlError",
+    "AdqlGeometryError",
+    "AdqlNameError",
+    "AdqlQuery",
+    "AdqlSyntaxError",
+    "AdqlUnsupportedError",
+    "Circle",
+    "ColumnInfo",
+    "OutputColumn",
+    "Polygon",
+    "RaDecRange",
+    "ResolvedQuery",
+    "TableCatalog",
+    "box_polygon",
+    "parse_adql",
+    "register_adql_functions",
+    "resolve",
+    "to_duckdb",
+]

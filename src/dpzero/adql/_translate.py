@@ -1,0 +1,592 @@
+"""Translation of a checked ADQL query into DuckDB SQL.
+
+ADQL functions become DuckDB functions or the macros `register_adql_functions`
+defines; TOP becomes LIMIT; geometry becomes exact spherical tests on the
+coordinates (haversine for circles, half-spaces of great circles for convex polygons,
+a gnomonic crossing-number test for other polygons), each behind a declination
+prefilter the engine can use.
+
+NaN: catalogs mark missing floating-point values with NaN, while ADQL users (and
+VOTable, where a float NULL *is* NaN) expect SQL NULL semantics: ``mag > 25`` must
+not return rows without a magnitude, and AVG must skip them. DuckDB orders NaN above
+every number instead (and with the optimizer on, 2.0.1 even mis-compares NaN against
+constants above a column's maximum statistic). So by default every floating-point
+catalog column is read as ``NULLIF(col, 'NaN')``: NaN behaves exactly like NULL
+everywhere in the query.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import sqlglot
+from sqlglot import exp
+
+from dpzero.adql._errors import AdqlUnsupportedError
+from dpzero.adql._geometry import (
+    AdqlGeometryError,
+    Circle,
+    Polygon,
+    angular_separation,
+    box_polygon,
+)
+from dpzero.adql._names import COLUMN_META, ColumnInfo, ResolvedQuery
+from dpzero.adql._parse import AdqlQuery
+
+__all__ = ["register_adql_functions", "to_duckdb"]
+
+_FLOAT_TYPES = {"float", "double"}
+_CONSTRUCTORS = {"POINT", "CIRCLE", "BOX", "POLYGON", "CENTROID"}
+_TAKES_GEOMETRY = {
+    "CONTAINS",
+    "INTERSECTS",
+    "DISTANCE",
+    "AREA",
+    "COORD1",
+    "COORD2",
+    "CENTROID",
+    "COORDSYS",
+    "CIRCLE",
+    "BOX",
+    "POLYGON",
+}
+_ICRS_NAMES = {"", "ICRS", "J2000"}
+
+#: DuckDB macros the translated SQL calls. Angles in degrees.
+MACROS: dict[str, str] = {
+    "adql_hav(ra1, dec1, ra2, dec2)": (
+        "pow(sin(radians(dec2 - dec1) / 2), 2)"
+        " + cos(radians(dec1)) * cos(radians(dec2)) * pow(sin(radians(ra2 - ra1) / 2), 2)"
+    ),
+    "adql_angdist(ra1, dec1, ra2, dec2)": (
+        "degrees(2 * atan2(sqrt(adql_hav(ra1, dec1, ra2, dec2)),"
+        " sqrt(greatest(0.0, 1 - adql_hav(ra1, dec1, ra2, dec2)))))"
+    ),
+    "adql_x(ra, dec)": "cos(radians(dec)) * cos(radians(ra))",
+    "adql_y(ra, dec)": "cos(radians(dec)) * sin(radians(ra))",
+    "adql_z(ra, dec)": "sin(radians(dec))",
+    "adql_circle_area(r)": "degrees(degrees(2 * pi() * (1 - cos(radians(least(r, 180.0))))))",
+    "adql_truncate(x, n)": "trunc(x * pow(10, n)) / pow(10, n)",
+    "scisql_nanojanskytoabmag(f)": (
+        "CASE WHEN f > 0 AND NOT isnan(f) THEN -2.5 * log10(f) + 31.4 ELSE NULL END"
+    ),
+    "scisql_nanojanskytoabmagsigma(f, ferr)": (
+        "CASE WHEN f > 0 AND NOT isnan(f) THEN 2.5 / ln(10) * ferr / f ELSE NULL END"
+    ),
+    "scisql_angsep(ra1, dec1, ra2, dec2)": "adql_angdist(ra1, dec1, ra2, dec2)",
+    "scisql_s2ptincircle(ra, dec, ra0, dec0, r)": (
+        "CAST(adql_hav(ra, dec, ra0, dec0) <= pow(sin(radians(least(r, 180.0)) / 2), 2)"
+        " OR r >= 180 AS INTEGER)"
+    ),
+    "scisql_s2ptinbox(ra, dec, ramin, decmin, ramax, decmax)": (
+        "CAST(dec BETWEEN decmin AND decmax AND CASE WHEN ramin <= ramax"
+        " THEN ra BETWEEN ramin AND ramax ELSE ra >= ramin OR ra <= ramax END AS INTEGER)"
+    ),
+}
+
+_SIMPLE_FUNCTIONS = {
+    "ABS": "abs",
+    "CEILING": "ceil",
+    "FLOOR": "floor",
+    "DEGREES": "degrees",
+    "RADIANS": "radians",
+    "EXP": "exp",
+    "SQRT": "sqrt",
+    "LOG": "ln",
+    "LOG10": "log10",
+    "ACOS": "acos",
+    "ASIN": "asin",
+    "ATAN": "atan",
+    "COS": "cos",
+    "COT": "cot",
+    "SIN": "sin",
+    "TAN": "tan",
+    "ATAN2": "atan2",
+    "POWER": "pow",
+    "PI": "pi",
+}
+
+
+def register_adql_functions(con: object) -> None:
+    """Define the macros translated queries call on a DuckDB connection.
+
+    Parameters
+    ----------
+    con
+        A ``duckdb.DuckDBPyConnection``; safe to call more than once.
+    """
+    for signature, body in MACROS.items():
+        con.execute(f"CREATE OR REPLACE MACRO {signature} AS {body}")  # type: ignore[attr-defined]
+
+
+def _sql(node: exp.Expression) -> str:
+    return node.sql(dialect="duckdb")
+
+
+def _parse(sql: str) -> exp.Expression:
+    return sqlglot.parse_one(sql, read="duckdb")
+
+
+def _number(value: float) -> str:
+    if value == int(value) and abs(value) < 1e15:
+        return f"{int(value)}.0"
+    return repr(float(value))
+
+
+def _constant(node: exp.Expression) -> float | None:
+    """The value of a numeric expression made of literals, or None."""
+    if isinstance(node, exp.Literal) and not node.is_string:
+        return float(node.this)
+    if isinstance(node, exp.Paren):
+        return _constant(node.this)
+    if isinstance(node, exp.Neg):
+        inner = _constant(node.this)
+        return None if inner is None else -inner
+    if isinstance(node, exp.Cast) and node.to.is_type("double"):
+        return _constant(node.this)
+    if isinstance(node, exp.Add | exp.Sub | exp.Mul | exp.Div):
+        a, b = _constant(node.this), _constant(node.expression)
+        if a is None or b is None:
+            return None
+        if isinstance(node, exp.Add):
+            return a + b
+        if isinstance(node, exp.Sub):
+            return a - b
+        if isinstance(node, exp.Mul):
+            return a * b
+        return a / b if b != 0 else None
+    return None
+
+
+@dataclass
+class _Geometry:
+    """A geometry value: ``point`` (ra, dec), ``circle`` (ra, dec, r) or ``polygon``."""
+
+    kind: str
+    params: list[exp.Expression]
+    polygon: Polygon | None = None
+
+    def constants(self) -> list[float] | None:
+        values = [_constant(p) for p in self.params]
+        return None if any(v is None for v in values) else values  # type: ignore[return-value]
+
+    def circle(self) -> Circle | None:
+        values = self.constants()
+        return None if values is None else Circle(*values)
+
+    def sql(self, i: int) -> str:
+        return _sql(self.params[i])
+
+    def as_list(self) -> exp.Expression:
+        if self.polygon is not None:
+            numbers = [_number(x) for v in self.polygon.vertices for x in v]
+            return _parse(f"[{', '.join(numbers)}]::DOUBLE[]")
+        return _parse(f"[{', '.join(self.sql(i) for i in range(len(self.params)))}]::DOUBLE[]")
+
+
+class _Translator:
+    def __init__(self, nan_as_null: bool) -> None:
+        self.nan_as_null = nan_as_null
+
+    # ---------------------------------------------------------------- walk
+    def rewrite(self, node: exp.Expression, geometry_arg: bool = False) -> exp.Expression:
+        """Rewrite bottom-up; geometry constructors stay as they are when they are the
+        argument of a geometry function, which interprets them."""
+        name = node.name.upper() if isinstance(node, exp.Anonymous) else ""
+        inner = name in _TAKES_GEOMETRY or (geometry_arg and isinstance(node, exp.Paren))
+        for key, child in list(node.args.items()):
+            if isinstance(child, exp.Expression):
+                node.set(key, self.rewrite(child, inner))
+            elif isinstance(child, list):
+                node.set(
+                    key,
+                    [self.rewrite(c, inner) if isinstance(c, exp.Expression) else c for c in child],
+                )
+        if geometry_arg and (name in _CONSTRUCTORS or isinstance(node, exp.Paren)):
+            return node
+        return self.node(node)
+
+    def node(self, node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Select):
+            self.keep_select_names(node)
+            return node
+        if isinstance(node, exp.Column):
+            return self.column(node)
+        if isinstance(node, exp.Literal) and not node.is_string:
+            if any(c in node.this for c in ".eE"):
+                return exp.cast(node, "DOUBLE")
+            return node
+        if isinstance(node, exp.EQ):
+            return self.comparison(node)
+        if isinstance(node, exp.Cast):
+            return self.cast(node)
+        if isinstance(node, exp.Anonymous):
+            return self.function(node)
+        return node
+
+    def keep_select_names(self, select: exp.Select) -> None:
+        """Give wrapped plain columns of a select list their own name back."""
+        names = []
+        for item in select.expressions:
+            name = item.meta.get("dpzero_name")
+            names.append(exp.alias_(item, name, quoted=True) if name else item)
+        select.set("expressions", names)
+
+    def column(self, node: exp.Column) -> exp.Expression:
+        info: ColumnInfo | None = node.meta.get(COLUMN_META)
+        if not self.nan_as_null or info is None or info.datatype not in _FLOAT_TYPES:
+            return node
+        in_select_list = isinstance(node.parent, exp.Select) and node.arg_key == "expressions"
+        wrapped = exp.Nullif(this=node, expression=exp.cast(exp.Literal.string("NaN"), "DOUBLE"))
+        if in_select_list:
+            wrapped.meta["dpzero_name"] = info.name
+        return wrapped
+
+    def cast(self, node: exp.Cast) -> exp.Expression:
+        to = node.to
+        if to.this == exp.DataType.Type.USERDEFINED:
+            raise AdqlUnsupportedError(f"CAST to {to.args.get('kind')} is not supported")
+        if to.this in (exp.DataType.Type.CHAR, exp.DataType.Type.VARCHAR):
+            text = f"CAST({_sql(node.this)} AS VARCHAR)"
+            length = to.expressions[0].this.this if to.expressions else None
+            if length is None:
+                return _parse(text)
+            if to.this == exp.DataType.Type.CHAR:
+                return _parse(f"left(rpad({text}, {length}, ' '), {length})")
+            return _parse(f"left({text}, {length})")
+        return node
+
+    # ---------------------------------------------------------------- functions
+    def function(self, node: exp.Anonymous) -> exp.Expression:
+        name = node.name.upper()
+        args = node.expressions
+        if name in _SIMPLE_FUNCTIONS:
+            return exp.Anonymous(this=_SIMPLE_FUNCTIONS[name], expressions=args)
+        if name == "MOD":
+            return exp.Mod(this=exp.paren(args[0]), expression=exp.paren(args[1]))
+        if name == "RAND":
+            return _parse("random()")
+        if name == "ROUND":
+            return exp.Anonymous(this="round", expressions=args)
+        if name == "TRUNCATE":
+            if len(args) == 1:
+                return exp.Anonymous(this="trunc", expressions=args)
+            return exp.Anonymous(this="adql_truncate", expressions=args)
+        if name == "IN_UNIT":
+            return self.in_unit(args)
+        if name.lower().startswith("scisql_"):
+            return exp.Anonymous(this=name.lower(), expressions=args)
+        return self.geometry_function(name, args)
+
+    def in_unit(self, args: list[exp.Expression]) -> exp.Expression:
+        from astropy import units
+
+        value, unit = args
+        inner = value.this if isinstance(value, exp.Nullif) else value
+        info = inner.meta.get(COLUMN_META) if isinstance(inner, exp.Column) else None
+        if info is None or not info.unit:
+            raise AdqlUnsupportedError("IN_UNIT needs a catalog column with a known unit")
+        try:
+            factor = units.Unit(info.unit).to(units.Unit(unit.name))
+        except (ValueError, units.UnitConversionError) as exc:
+            raise AdqlUnsupportedError(
+                f"IN_UNIT cannot convert {info.name} from {info.unit} to {unit.name}: {exc}"
+            ) from exc
+        return _parse(f"({_sql(value)}) * {_number(float(factor))}")
+
+    # ---------------------------------------------------------------- geometry
+    def geometry(self, node: exp.Expression) -> _Geometry:
+        """The geometry value of a POINT/CIRCLE/BOX/POLYGON/CENTROID expression."""
+        if isinstance(node, exp.Paren):
+            return self.geometry(node.this)
+        if not isinstance(node, exp.Anonymous):
+            raise AdqlUnsupportedError(
+                f"geometry values must be written with POINT, CIRCLE, BOX or POLYGON; "
+                f"{node.sql()} cannot be used as one"
+            )
+        kind = node.name.upper()
+        args = list(node.expressions)
+        if kind in ("POINT", "CIRCLE", "BOX", "POLYGON") and args and self.is_system(args[0]):
+            args = args[1:]
+        try:
+            return self.geometry_value(kind, args)
+        except AdqlGeometryError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise AdqlGeometryError(f"invalid {kind}: {exc}") from exc
+
+    def geometry_value(self, kind: str, args: list[exp.Expression]) -> _Geometry:
+        if kind == "POINT":
+            return _Geometry("point", args)
+        if kind == "CIRCLE":
+            if len(args) == 2:
+                centre = self.point(args[0])
+                return _Geometry("circle", [*centre.params, args[1]])
+            return _Geometry("circle", args)
+        if kind == "BOX":
+            if len(args) == 3:
+                args = [*self.point(args[0]).params, *args[1:]]
+            values = [_constant(a) for a in args]
+            if any(v is None for v in values):
+                raise AdqlUnsupportedError("BOX needs constant centre and size")
+            polygon = box_polygon(*values)  # type: ignore[arg-type]
+            return _Geometry("polygon", [], polygon)
+        if kind == "POLYGON":
+            if all(isinstance(a, exp.Anonymous | exp.Paren) for a in args):
+                args = [p for a in args for p in self.point(a).params]
+            values = [_constant(a) for a in args]
+            if any(v is None for v in values):
+                raise AdqlUnsupportedError("POLYGON needs constant vertices")
+            pairs = tuple(zip(values[::2], values[1::2], strict=True))
+            return _Geometry("polygon", [], Polygon(pairs))  # type: ignore[arg-type]
+        if kind == "CENTROID":
+            inner = self.geometry(args[0])
+            if inner.polygon is not None:
+                ra, dec = inner.polygon.centroid
+                return _Geometry("point", [exp.Literal.number(ra), exp.Literal.number(dec)])
+            return _Geometry("point", inner.params[:2])
+        raise AdqlUnsupportedError(f"{kind} cannot be used as a geometry value here")
+
+    def point(self, node: exp.Expression) -> _Geometry:
+        geometry = self.geometry(node)
+        if geometry.kind != "point":
+            raise AdqlGeometryError("a POINT is needed here")
+        return geometry
+
+    def is_system(self, node: exp.Expression) -> bool:
+        if isinstance(node, exp.Null):
+            return True
+        if isinstance(node, exp.Literal) and node.is_string:
+            if node.this.strip().split(" ")[0].upper() not in _ICRS_NAMES:
+                raise AdqlUnsupportedError(
+                    f"coordinate system {node.this!r}: dpzero's catalogs are in ICRS"
+                )
+            return True
+        return False
+
+    def geometry_function(self, name: str, args: list[exp.Expression]) -> exp.Expression:
+        if name in ("POINT", "CIRCLE", "BOX", "POLYGON", "CENTROID"):
+            return self.geometry(exp.Anonymous(this=name, expressions=args)).as_list()
+        if name == "REGION":
+            raise AdqlUnsupportedError("REGION is not supported: use CIRCLE, BOX or POLYGON")
+        if name in ("CONTAINS", "INTERSECTS"):
+            cast = exp.cast(self.predicate(name, args), "INTEGER")
+            cast.meta["dpzero_predicate"] = True
+            return cast
+        if name == "DISTANCE":
+            if len(args) == 2:
+                a, b = self.point(args[0]), self.point(args[1])
+                args = [*a.params, *b.params]
+            values = [_constant(a) for a in args]
+            if all(v is not None for v in values):
+                return _parse(_number(float(angular_separation(*values))))  # type: ignore[arg-type]
+            return _parse(f"adql_angdist({', '.join(_sql(a) for a in args)})")
+        if name == "AREA":
+            geometry = self.geometry(args[0])
+            if geometry.polygon is not None:
+                return _parse(_number(geometry.polygon.area))
+            if geometry.kind == "point":
+                return _parse("0.0")
+            return _parse(f"adql_circle_area({geometry.sql(2)})")
+        if name in ("COORD1", "COORD2"):
+            geometry = self.point(args[0])
+            return geometry.params[0 if name == "COORD1" else 1]
+        if name == "COORDSYS":
+            return exp.Literal.string("ICRS")
+        raise AdqlUnsupportedError(f"function {name} is not supported")
+
+    def comparison(self, node: exp.EQ) -> exp.Expression:
+        """``CONTAINS(...) = 1`` (either side, 1 or 0) becomes a plain condition."""
+        for func, other in ((node.this, node.expression), (node.expression, node.this)):
+            inner = func.this if isinstance(func, exp.Cast) else None
+            if (
+                isinstance(func, exp.Cast)
+                and isinstance(inner, exp.Paren)
+                and func.meta.get("dpzero_predicate")
+                and _constant(other) in (0.0, 1.0)
+            ):
+                return inner if _constant(other) == 1.0 else exp.Not(this=inner)
+        return node
+
+    def predicate(self, name: str, args: list[exp.Expression]) -> exp.Expression:
+        a, b = self.geometry(args[0]), self.geometry(args[1])
+        if name == "INTERSECTS" and b.kind == "point" and a.kind != "point":
+            a, b = b, a
+        condition = self.contains(a, b) if name == "CONTAINS" else self.intersects(a, b)
+        result = exp.paren(_parse(condition))
+        return result
+
+    def contains(self, a: _Geometry, b: _Geometry) -> str:
+        if a.kind == "point" and b.kind == "circle":
+            return self.point_in_circle(a, b)
+        if a.kind == "point" and b.kind == "polygon":
+            return self.point_in_polygon(a, b.polygon)  # type: ignore[arg-type]
+        if a.kind == "point" and b.kind == "point":
+            return f"adql_hav({a.sql(0)}, {a.sql(1)}, {b.sql(0)}, {b.sql(1)}) = 0"
+        if a.kind == "circle" and b.kind == "circle":
+            return (
+                f"adql_angdist({a.sql(0)}, {a.sql(1)}, {b.sql(0)}, {b.sql(1)})"
+                f" + ({a.sql(2)}) <= ({b.sql(2)})"
+            )
+        return self.constant_relation("CONTAINS", a, b)
+
+    def intersects(self, a: _Geometry, b: _Geometry) -> str:
+        if a.kind == "point":
+            return self.contains(a, b)
+        if a.kind == "circle" and b.kind == "circle":
+            return (
+                f"adql_angdist({a.sql(0)}, {a.sql(1)}, {b.sql(0)}, {b.sql(1)})"
+                f" <= ({a.sql(2)}) + ({b.sql(2)})"
+            )
+        return self.constant_relation("INTERSECTS", a, b)
+
+    def constant_relation(self, name: str, a: _Geometry, b: _Geometry) -> str:
+        """Relations between two constant regions, decided here."""
+        regions = []
+        for g in (a, b):
+            if g.polygon is not None:
+                regions.append(g.polygon)
+            elif g.kind == "circle" and g.constants() is not None:
+                regions.append(g.circle())
+            else:
+                raise AdqlUnsupportedError(
+                    f"{name} of a {a.kind} and a {b.kind} needs constant regions"
+                )
+        first, second = regions
+        if name == "CONTAINS":
+            result = _region_contains(first, second)
+        else:
+            result = _regions_intersect(first, second)
+        return "TRUE" if result else "FALSE"
+
+    def point_in_circle(self, p: _Geometry, c: _Geometry) -> str:
+        ra, dec = p.sql(0), p.sql(1)
+        circle = c.circle()
+        if circle is not None:
+            if circle.radius >= 180:
+                return f"{dec} IS NOT NULL AND {ra} IS NOT NULL"
+            low, high = circle.dec_range()
+            limit = math.sin(math.radians(circle.radius) / 2) ** 2
+            return (
+                f"{dec} BETWEEN {_number(low)} AND {_number(high)} AND "
+                f"adql_hav({ra}, {dec}, {_number(circle.ra)}, {_number(circle.dec)})"
+                f" <= {_number(limit)}"
+            )
+        ra0, dec0, r = c.sql(0), c.sql(1), c.sql(2)
+        return (
+            f"{dec} BETWEEN ({dec0}) - ({r}) AND ({dec0}) + ({r}) AND "
+            f"adql_hav({ra}, {dec}, {ra0}, {dec0})"
+            f" <= pow(sin(radians(least({r}, 180.0)) / 2), 2)"
+        )
+
+    def point_in_polygon(self, p: _Geometry, polygon: Polygon) -> str:
+        ra, dec = p.sql(0), p.sql(1)
+        x, y, z = (f"adql_{c}({ra}, {dec})" for c in "xyz")
+        low, high = polygon.dec_range()
+        terms = [f"{dec} BETWEEN {_number(low)} AND {_number(high)}"]
+        if polygon.is_convex:
+            for n in polygon.edge_normals:
+                terms.append(
+                    f"{_number(n[0])} * {x} + {_number(n[1])} * {y} + {_number(n[2])} * {z} >= 0"
+                )
+            return " AND ".join(terms)
+        centre, e1, e2, xy = polygon.gnomonic
+
+        def dot(v: object) -> str:
+            return f"({_number(v[0])} * {x} + {_number(v[1])} * {y} + {_number(v[2])} * {z})"  # type: ignore[index]
+
+        w = dot(centre)
+        px, py = f"({dot(e1)} / {w})", f"({dot(e2)} / {w})"
+        crossings = []
+        for i in range(len(xy)):
+            (x1, y1), (x2, y2) = xy[i], xy[(i + 1) % len(xy)]
+            if y1 == y2:
+                continue
+            crossings.append(
+                f"CASE WHEN (({_number(y1)} > {py}) <> ({_number(y2)} > {py})) AND "
+                f"{px} < {_number((x2 - x1) / (y2 - y1))} * ({py} - {_number(y1)})"
+                f" + {_number(x1)} THEN 1 ELSE 0 END"
+            )
+        terms.append(f"{w} > 0")
+        terms.append(f"({' + '.join(crossings)}) % 2 = 1")
+        return " AND ".join(terms)
+
+
+def _region_contains(outer: Circle | Polygon, inner: Circle | Polygon) -> bool:
+    if isinstance(outer, Circle) and isinstance(inner, Circle):
+        d = float(angular_separation(outer.ra, outer.dec, inner.ra, inner.dec))
+        return d + inner.radius <= outer.radius
+    if isinstance(outer, Circle) and isinstance(inner, Polygon):
+        return bool(all(outer.contains(ra, dec) for ra, dec in inner.vertices)) and (
+            outer.radius >= 90 or not inner.contains(outer.ra + 180, -outer.dec)
+        )
+    if isinstance(outer, Polygon) and isinstance(inner, Polygon):
+        return all(bool(outer.contains(ra, dec)) for ra, dec in inner.vertices) and not any(
+            bool(inner.contains(ra, dec)) and not bool(outer.contains(ra, dec))
+            for ra, dec in outer.vertices
+        )
+    assert isinstance(outer, Polygon) and isinstance(inner, Circle)
+    return bool(outer.contains(inner.ra, inner.dec)) and (
+        outer.boundary_distance(inner.ra, inner.dec) >= inner.radius
+    )
+
+
+def _regions_intersect(a: Circle | Polygon, b: Circle | Polygon) -> bool:
+    if isinstance(a, Circle) and isinstance(b, Circle):
+        d = float(angular_separation(a.ra, a.dec, b.ra, b.dec))
+        return d <= a.radius + b.radius
+    if isinstance(a, Polygon) and isinstance(b, Polygon):
+        return a.intersects_polygon(b)
+    circle, polygon = (a, b) if isinstance(a, Circle) else (b, a)
+    assert isinstance(circle, Circle) and isinstance(polygon, Polygon)
+    return polygon.distance_to(circle.ra, circle.dec) <= circle.radius
+
+
+def to_duckdb(
+    query: AdqlQuery | ResolvedQuery,
+    table_names: Mapping[str, str] | None = None,
+    nan_as_null: bool = True,
+) -> str:
+    """Translate a query into DuckDB SQL.
+
+    Parameters
+    ----------
+    query
+        A parsed query, or better a resolved one (`resolve`): only then are NaN values
+        of floating-point columns read as NULL and IN_UNIT possible.
+    table_names
+        Qualified ADQL table name (``dp01_dc2_catalogs.object``, any case) → the
+        DuckDB relation to read instead (a view or registered Arrow table name).
+        Tables not listed keep their ADQL name.
+    nan_as_null
+        Read NaN in floating-point columns as NULL (see the module notes).
+
+    Returns
+    -------
+    str
+        One DuckDB statement; the connection needs `register_adql_functions`.
+
+    Raises
+    ------
+    AdqlUnsupportedError
+        For valid ADQL the engine cannot run (geometry-valued columns, REGION, ...).
+    AdqlGeometryError
+        For a region that is not valid on the sphere.
+    """
+    adql = query.query if isinstance(query, ResolvedQuery) else query
+    tree = adql.tree.copy()
+    renames = {k.lower(): v for k, v in (table_names or {}).items()}
+    for table in list(tree.find_all(exp.Table)):
+        parts = [p.name for p in (table.args.get("catalog"), table.args.get("db")) if p]
+        name = ".".join([*parts, table.name]).lower()
+        if name in renames:
+            new = exp.to_table(renames[name], dialect="duckdb")
+            if table.args.get("alias") is not None:
+                new.set("alias", table.args["alias"])
+            else:
+                new.set("alias", exp.TableAlias(this=exp.to_identifier(table.name, quoted=True)))
+            table.replace(new)
+    tree = _Translator(nan_as_null).rewrite(tree)
+    return _sql(tree)
