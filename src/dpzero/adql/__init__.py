@@ -19,6 +19,7 @@ from dpzero.adql._errors import (
 from dpzero.adql._geometry import AdqlGeometryError, Circle, Polygon, RaDecRange, box_polygon
 from dpzero.adql._names import ColumnInfo, OutputColumn, ResolvedQuery, TableCatalog, resolve
 from dpzero.adql._parse import AdqlQuery, parse_adql
+from dpzero.adql._regions import IdConstraint, TableRegions, id_constraints, search_regions
 from dpzero.adql._translate import register_adql_functions, to_duckdb
 
 __all__ = [
@@ -30,14 +31,18 @@ __all__ = [
     "AdqlUnsupportedError",
     "Circle",
     "ColumnInfo",
+    "IdConstraint",
     "OutputColumn",
     "Polygon",
     "RaDecRange",
     "ResolvedQuery",
     "TableCatalog",
+    "TableRegions",
     "box_polygon",
+    "id_constraints",
     "parse_adql",
     "register_adql_functions",
     "resolve",
+    "search_regions",
     "to_duckdb",
 ]
