@@ -112,5 +112,26 @@ def demo(data: Path, size: str, seed: int) -> None:
     )
 
 
+@main.group()
+def adql() -> None:
+    """Work with ADQL queries."""
+
+
+@adql.command("check")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@user_errors
+def adql_check(files: tuple[Path, ...]) -> None:
+    """Check that each FILE holds one valid ADQL 2.1 query (no catalog needed).
+
+    Prints "FILE: OK" or the error with its line and column; exits 1 if any is invalid.
+    """
+    from dpzero.adql import check_query_file
+
+    results = [check_query_file(path) for path in files]
+    for path, error in zip(files, results, strict=True):
+        click.echo(f"{path}: {error or 'OK'}")
+    sys.exit(1 if any(results) else 0)
+
+
 if __name__ == "__main__":
     main()

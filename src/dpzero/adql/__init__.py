@@ -18,7 +18,7 @@ from dpzero.adql._errors import (
 )
 from dpzero.adql._geometry import AdqlGeometryError, Circle, Polygon, RaDecRange, box_polygon
 from dpzero.adql._names import ColumnInfo, OutputColumn, ResolvedQuery, TableCatalog, resolve
-from dpzero.adql._parse import AdqlQuery, parse_adql
+from dpzero.adql._parse import AdqlQuery, check_query_file, parse_adql
 from dpzero.adql._regions import IdConstraint, TableRegions, id_constraints, search_regions
 from dpzero.adql._translate import register_adql_functions, to_duckdb
 
@@ -39,6 +39,7 @@ __all__ = [
     "TableCatalog",
     "TableRegions",
     "box_polygon",
+    "check_query_file",
     "id_constraints",
     "parse_adql",
     "register_adql_functions",

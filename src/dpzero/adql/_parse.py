@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import sqlglot
@@ -15,7 +16,7 @@ from dpzero.adql._errors import AdqlSyntaxError
 from dpzero.adql._grammar import check_grammar
 from dpzero.adql._lexer import tokenize
 
-__all__ = ["AdqlDialect", "AdqlQuery", "parse_adql"]
+__all__ = ["AdqlDialect", "AdqlQuery", "check_query_file", "parse_adql"]
 
 # sqlglot turns known function names into typed nodes (LOG into a base-10 log, ...).
 # ADQL functions are mapped by dpzero's translator instead, so all but these stay
@@ -94,3 +95,27 @@ def parse_adql(text: str) -> AdqlQuery:
     except ParseError as exc:  # the grammar passed it: a gap between the two parsers
         raise AdqlSyntaxError(f"query not understood: {exc}", 1, 1) from exc
     return AdqlQuery(text=text, tree=tree)
+
+
+def check_query_file(path: Path) -> str | None:
+    """Check the one ADQL query in a file.
+
+    Parameters
+    ----------
+    path
+        A UTF-8 text file.
+
+    Returns
+    -------
+    str or None
+        None if the query is valid, else the error (with line and column).
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return f"cannot read the file: {exc}"
+    try:
+        parse_adql(text)
+    except AdqlSyntaxError as exc:
+        return exc.message
+    return None
