@@ -292,9 +292,12 @@ class _Recogniser:
         self.alias()
 
     def qualified_star(self) -> bool:
-        self.table_name()
+        start = self.tok
+        parts = self.dotted_name(4, "column reference")
         self.expect_op(".")
         self.expect_op("*")
+        if len(parts) > 3:
+            raise self.hard("a table name has at most 3 parts", start)
         return True
 
     def alias(self, required: bool = False) -> None:
@@ -656,6 +659,8 @@ class _Recogniser:
             elif kind == "CIRCLE":
                 if len(rest) == 3:
                     coordinates(rest)
+                elif len(rest) == 2 and (rest[0].type in (NUM, STR) or rest[0].literal):
+                    raise bad("takes [a coordinate system,] a centre and a radius")
                 elif len(rest) == 2:
                     geometries(rest[:1])
                     coordinates(rest[1:])
@@ -664,6 +669,8 @@ class _Recogniser:
             elif kind == "BOX":
                 if len(rest) == 4:
                     coordinates(rest)
+                elif len(rest) == 3 and (rest[0].type in (NUM, STR) or rest[0].literal):
+                    raise bad("takes [a coordinate system,] a centre, a width and a height")
                 elif len(rest) == 3:
                     geometries(rest[:1])
                     coordinates(rest[1:])
