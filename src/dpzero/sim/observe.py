@@ -175,7 +175,9 @@ def observe_patch(
     s_truth = lead.astype(np.int64)
 
     # 2. Depth and PSF where each source lies.
-    depth_shift = 0.08 * _smooth_field(s_ra, s_dec, 5.3, 7.1, 0.3) - _edge_thinning(s_ra, s_dec)
+    visits, depth_shift = _coverage(s_ra, s_dec)
+    # Local sky and background errors scatter the noise of each source a little.
+    sky_jitter = np.exp(rng.normal(0.0, 0.07, n_src))
     psf_fwhm = {
         b: BAND_FACTS[b].psf_fwhm * (1.0 + 0.06 * _smooth_field(s_ra, s_dec, 9.7, 6.1, 1.0 + k))
         for k, b in enumerate(BANDS)
@@ -191,7 +193,12 @@ def observe_patch(
     ra = np.concatenate([s_ra, box_ra])
     dec = np.concatenate([s_dec, box_dec])
     sigma_g = np.concatenate([s_sigma, np.zeros(n_spurious)])
-    depth_shift = np.concatenate([depth_shift, np.zeros(n_spurious)])
+    depth_shift = {b: np.concatenate([depth_shift[b], np.zeros(n_spurious)]) for b in BANDS}
+    visits = {
+        b: np.concatenate([visits[b], np.full(n_spurious, 1.0 * BAND_FACTS[b].visits_5yr)])
+        for b in BANDS
+    }
+    sky_jitter = np.concatenate([sky_jitter, np.ones(n_spurious)])
     psf_fwhm = {
         b: np.concatenate([psf_fwhm[b], np.full(n_spurious, BAND_FACTS[b].psf_fwhm)]) for b in BANDS
     }
@@ -203,7 +210,7 @@ def observe_patch(
     sigma_p = {b: psf_fwhm[b] * _SIGMA_PER_FWHM for b in BANDS}
     psf_frac = {b: 2 * sigma_p[b] ** 2 / (2 * sigma_p[b] ** 2 + sigma_g**2) for b in BANDS}
     {b: (sigma_p[b] ** 2 + sigma_g**2) / sigma_p[b] ** 2 for b in BANDS}
-    f5 = {b: mag_to_flux(BAND_FACTS[b].coadd_m5 + depth_shift) for b in BANDS}
+    f5 = {b: mag_to_flux(BAND_FACTS[b].coadd_m5 + depth_shift[b]) * sky_jitter for b in BANDS}
     sig_psf = {b: _flux_sigma(flux_true[b] * psf_frac[b], f5[b], 1.0) for b in BANDS}
     nu2 = sum((flux_true[b] * psf_frac[b] / sig_psf[b]) ** 2 for b in DETECTION_BANDS)
     significance = np.sqrt(nu2)
@@ -316,12 +323,12 @@ def observe_patch(
 
     # 5. Measurements.
     out_psf, out_psf_err, out_cm, out_cm_err = {}, {}, {}, {}
-    r_depth = per_row(depth_shift)
+    r_jitter = per_row(sky_jitter)
     for b in BANDS:
         sp = per_row(sigma_p[b])
         frac_psf = 2 * sp**2 / (2 * sp**2 + r_sigma**2)
         area_b = (sp**2 + r_sigma**2) / sp**2
-        f5b = mag_to_flux(BAND_FACTS[b].coadd_m5 + r_depth)
+        f5b = mag_to_flux(BAND_FACTS[b].coadd_m5 + per_row(depth_shift[b])) * r_jitter
         true_psf = row_flux[b] * frac_psf
         cm_frac = np.where(r_sigma > 0, 0.975 + 0.02 * rng.normal(0, 1, n_rows), 1.0)
         true_cm = row_flux[b] * cm_frac
@@ -435,13 +442,9 @@ def observe_patch(
         out_psf_err[b] = np.where(failures["psf_" + b] & edge, np.nan, out_psf_err[b])
 
     detected_in = {b: out_psf[b] / out_psf_err[b] > DETECTION_THRESHOLD for b in BANDS}
-    input_count = {}
-    thin = np.clip(1.0 - _edge_thinning(m_ra, m_dec) / 0.75, 0.05, 1.0)
-    for b in BANDS:
-        expect = (
-            BAND_FACTS[b].visits_5yr * thin * (1 + 0.15 * _smooth_field(m_ra, m_dec, 3.3, 2.9, 4.0))
-        )
-        input_count[b] = rng.poisson(np.maximum(expect, 0.5)).astype(np.int32)
+    input_count = {
+        b: rng.poisson(np.maximum(per_row(visits[b]), 0.5)).astype(np.int32) for b in BANDS
+    }
 
     return ObservedPatch(
         cell=cell,
@@ -523,6 +526,23 @@ def _flux_sigma(flux: NDArray, f5: NDArray | float, area: NDArray | float) -> ND
     sky = GAMMA * np.asarray(f5) ** 2 * np.asarray(area) / k**2
     source = (0.04 - GAMMA) * np.asarray(f5) * np.maximum(flux, 0.0) / k**2
     return np.sqrt(sky + source)
+
+
+def _coverage(ra: NDArray, dec: NDArray) -> tuple[dict[str, NDArray], dict[str, NDArray]]:
+    """Expected number of visits and the coadd depth shift (mag) of each band at each position.
+
+    Dithered visits overlap unevenly on arcminute scales and thin out toward the WFD
+    edge; depth follows the visit count (m5 + 1.25 log10 N/N̄), plus a slow drift of sky
+    brightness and seeing.
+    """
+    thin = np.power(10.0, -_edge_thinning(ra, dec) / 1.25)
+    visits, shift = {}, {}
+    for k, b in enumerate(BANDS):
+        uneven = 1.0 + 0.12 * _smooth_field(ra, dec, 2100.0 + 97 * k, 1900.0 - 61 * k, 0.7 * k)
+        visits[b] = BAND_FACTS[b].visits_5yr * thin * uneven
+        drift = 0.06 * _smooth_field(ra, dec, 5.3, 7.1, 0.3 + k)
+        shift[b] = 1.25 * np.log10(thin * uneven) + drift
+    return visits, shift
 
 
 def _edge_thinning(ra: NDArray, dec: NDArray) -> NDArray:
