@@ -138,7 +138,8 @@ def test_reference_and_forced_fluxes_are_coadd_counts(tiny_survey: Path) -> None
     joined = obj.join(forced, "objectId")
     ratio = joined["psFlux_g"].to_numpy() / joined["g_base_PsfFlux_instFlux"].to_numpy()
     ok = np.isfinite(ratio)
-    np.testing.assert_allclose(ratio[ok], 57.543993733715695, rtol=1e-9)
+    # instFlux carries float32 precision, as the measurement framework computed it
+    np.testing.assert_allclose(ratio[ok], 57.543993733715695, rtol=2e-7)
 
 
 def test_number_counts_rise_like_a_deep_survey(tiny_survey: Path) -> None:
