@@ -97,7 +97,7 @@ def test_ambiguous_column_must_be_qualified(catalog: TableCatalog) -> None:
 
 
 def test_unknown_alias(catalog: TableCatalog) -> None:
-    with pytest.raises(AdqlNameError, match="table or alias q .*not in the FROM clause"):
+    with pytest.raises(AdqlNameError, match=r"table or alias q .*not in the FROM clause"):
         resolve(parse_adql("SELECT q.ra FROM dp01_dc2_catalogs.object AS o"), catalog)
 
 
