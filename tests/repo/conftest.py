@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from astropy.io import fits
 from astropy.table import Table
@@ -85,7 +87,10 @@ def catalog(n: int, seed: int) -> Table:
 
 def write_table(table: Table, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    table.write(path, format="fits")
+    if path.suffix in (".parq", ".parquet"):
+        pq.write_table(pa.table({c: np.asarray(table[c]) for c in table.colnames}), path)
+    else:
+        table.write(path, format="fits")
 
 
 def write_exposure(exposure: Exposure, path: Path) -> None:
@@ -96,10 +101,11 @@ def write_exposure(exposure: Exposure, path: Path) -> None:
 def write_raw(visit: int, band: str, detector: int, path: Path) -> None:
     """A raw file: observation keys and the detector WCS in the primary header, 2 amps."""
     header = detector_wcs(visit, detector).to_header()
-    header["VISIT"] = visit
-    header["FILTER"] = physical_filter_of(band)
+    header["RUNNUM"] = visit
+    header["FILTER"] = band
+    header["FILTNAME"] = physical_filter_of(band)
     header["EXPTIME"] = 30.0
-    header["MJD-OBS"] = 59853.2 + visit % 10
+    header["MJD-OBS"] = 59853.2 + visit % 10 - 15.0 / 86400
     header["AIRMASS"] = 1.15
     header["RATEL"] = RA
     header["DECTEL"] = DEC

@@ -39,9 +39,11 @@ from dpzero.repo.convert.scan import LegacyFile, scan_legacy
 from dpzero.repo.dataset_types import dataset_type_spec
 from dpzero.repo.dimensions import (
     INSTRUMENT,
+    PHYSICAL_FILTERS,
     RELEASE_COLLECTION,
     SKYMAP_NAME,
     band_of,
+    physical_filter_of,
 )
 from dpzero.repo.exposure import FilterLabel, VisitInfo, read_exposure
 from dpzero.repo.instrument import LsstCamImSim
@@ -75,8 +77,9 @@ _FORMATTERS = {
     "StructuredDataDict": "lsst.daf.butler.formatters.yaml.YamlFormatter",
     ("ArrowAstropy", ".fits"): "dpzero.repo.formatters.FitsTableFormatter",
     ("ArrowAstropy", ".parquet"): "dpzero.repo.formatters.ParquetTableFormatter",
+    ("ArrowAstropy", ".parq"): "dpzero.repo.formatters.ParquetTableFormatter",
 }
-_MAGIC = {".fits": b"SIMPLE", ".parquet": b"PAR1"}
+_MAGIC = {".fits": b"SIMPLE", ".parquet": b"PAR1", ".parq": b"PAR1"}
 _CALIBRATIONS = ("bias", "dark", "flat")
 
 
@@ -183,41 +186,46 @@ def _header_float(header: fits.Header, *keys: str) -> float:
 def _read_raw_metadata(path: Path) -> tuple[VisitInfo | None, WCS | None, int, int]:
     """Visit info, WCS and detector size from a raw file's primary header.
 
-    The primary header carries the keys of `Exposure` files (``MJD-AVG``,
-    ``EXPTIME``, ``AIRMASS``, ``SEEING``, ``BORE-RA``, ``BORE-DEC``, ``ROTANG``,
-    ``FILTER``, ``VISIT``; imSim's ``MJD-OBS``, ``RATEL``, ``DECTEL``, ``ROTANGLE``
-    are understood too) and a celestial WCS of the assembled detector, whose size is
-    ``DETNX`` × ``DETNY`` (or ``DETSIZE``, ``[1:nx,1:ny]``).
+    Understands imSim's keys (``RUNNUM`` or ``VISIT``; ``FILTNAME`` or ``FILTER``;
+    ``MJD`` mid-exposure, or ``MJD-OBS`` at the start; ``EXPTIME``, ``AIRMASS``,
+    ``SEEING``, ``RATEL``, ``DECTEL``, ``ROTANGLE``; ``DETSIZE``) and those of
+    `Exposure` files. The region of a visit known only from raws needs a celestial
+    WCS of the assembled detector in the primary header.
     """
     header = fits.getheader(path, 0)
-    physical = header.get("FILTER")
+    physical = header.get("FILTNAME") or header.get("FILTER")
     info = None
     if physical:
+        physical = str(physical)
+        if physical in PHYSICAL_FILTERS.values():
+            physical = physical_filter_of(physical)
+        exposure_time = _header_float(header, "EXPTIME")
+        mjd = _header_float(header, "MJD-AVG", "MJD")
+        if math.isnan(mjd) and "MJD-OBS" in header:
+            mjd = float(header["MJD-OBS"]) + exposure_time / 2.0 / 86400.0
+        visit = header.get("VISIT", header.get("RUNNUM"))
         info = VisitInfo(
-            exposure_time=_header_float(header, "EXPTIME"),
-            mjd=_header_float(header, "MJD-AVG", "MJD-OBS", "MJD"),
+            exposure_time=exposure_time,
+            mjd=mjd,
             airmass=_header_float(header, "AIRMASS"),
             seeing_fwhm=_header_float(header, "SEEING"),
             boresight_ra=_header_float(header, "BORE-RA", "RATEL"),
             boresight_dec=_header_float(header, "BORE-DEC", "DECTEL"),
             rotation_angle=_header_float(header, "ROTANG", "ROTANGLE"),
-            filter=FilterLabel(band_of(str(physical)), str(physical)),
-            id=int(header["VISIT"]) if "VISIT" in header else None,
+            filter=FilterLabel(band_of(physical), physical),
+            id=None if visit is None else int(visit),
         )
     wcs = None
     if "CTYPE1" in header:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FITSFixedWarning)
             wcs = WCS(header, naxis=2)
-    if "DETNX" in header:
-        nx, ny = int(header["DETNX"]), int(header["DETNY"])
-    elif "DETSIZE" in header:
+    nx = ny = 0
+    if "DETSIZE" in header:
         (x0, x1), (y0, y1) = (
             map(int, part.split(":")) for part in header["DETSIZE"].strip("[]").split(",")
         )
         nx, ny = x1 - x0 + 1, y1 - y0 + 1
-    else:
-        nx, ny = 0, 0
     return info, wcs, nx, ny
 
 
