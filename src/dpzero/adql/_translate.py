@@ -130,9 +130,9 @@ def _parse(sql: str) -> exp.Expression:
 
 
 def _number(value: float) -> str:
-    if value == int(value) and abs(value) < 1e15:
-        return f"{int(value)}.0"
-    return repr(float(value))
+    """A DOUBLE literal for DuckDB (``1.5`` alone would be a DECIMAL)."""
+    text = repr(float(value))
+    return text if "e" in text else f"{text}e0"
 
 
 def _constant(node: exp.Expression) -> float | None:
