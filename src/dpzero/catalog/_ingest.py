@@ -1,0 +1,377 @@
+"""``dpzero catalog ingest``: input Parquet → HATS collections in a store, atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dpzero.catalog._index import build_index
+from dpzero.catalog._layout import (
+    INDEX_DIR,
+    MARGIN_SUFFIX,
+    TABLE_META_FILE,
+    TableEntry,
+    collect_garbage,
+    commit_manifest,
+    new_version,
+    read_manifest,
+    staging_dir,
+    store_lock,
+)
+from dpzero.catalog._margin import build_margin
+from dpzero.catalog._validate import InputCatalogs, InputTable, read_input, validate_table
+from dpzero.errors import InvalidInputError
+from dpzero.schema import SchemaSpec, load_schema
+
+if TYPE_CHECKING:
+    from dask.distributed import Client
+
+__all__ = ["IngestOptions", "IngestReport", "ingest_catalogs"]
+
+MARGIN_ARCSEC = 10.0
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """Tuning of an ingest.
+
+    Attributes
+    ----------
+    partition_rows
+        Target maximum rows per HEALPix partition (hats-import's pixel threshold).
+    highest_order
+        Finest HEALPix order a partition may have.
+    row_group_rows
+        Rows per Parquet row group inside a partition (small: point queries read few).
+    margin_arcsec
+        Radius of the margin cache.
+    chunk_rows
+        Rows read from an input file at once (bounds memory).
+    threads
+        Dask threads used by hats-import.
+    """
+
+    partition_rows: int = 100_000
+    highest_order: int = 10
+    row_group_rows: int = 2_000
+    margin_arcsec: float = MARGIN_ARCSEC
+    chunk_rows: int = 200_000
+    threads: int = 2
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What an ingest did."""
+
+    store: Path
+    database: str
+    tables: tuple[TableEntry, ...]
+    skipped: tuple[str, ...]
+    seconds: float
+
+    def summary(self) -> str:
+        """A few human-readable lines."""
+        rows = sum(t.rows for t in self.tables)
+        lines = [
+            f"ingested {len(self.tables)} table(s), {rows} rows, into {self.store} "
+            f"as {self.database} in {self.seconds:.1f} s"
+        ]
+        lines += [f"  {self.database}.{t.table}: {t.rows} rows" for t in self.tables]
+        if self.skipped:
+            lines.append(f"  not in the schema, skipped: {', '.join(self.skipped)}")
+        return "\n".join(lines)
+
+
+def ingest_catalogs(
+    source: Path,
+    store: Path,
+    *,
+    database: str | None = None,
+    options: IngestOptions | None = None,
+    progress: bool = False,
+) -> IngestReport:
+    """Validate the catalogs in ``source`` and publish them in ``store``, all or nothing.
+
+    Every table listed in ``source/manifest.json`` is checked against the schema, then
+    partitioned with hats-import into a staging folder inside the store, with its margin
+    cache, objectId index and Felis metadata. Only when every table is ready does one
+    atomic rename of the store manifest publish them, replacing older versions of the
+    same tables; a failure or an interruption before that leaves the store's content as
+    it was (leftovers are removed by the next ingest).
+
+    Parameters
+    ----------
+    source
+        Folder written by ``dpzero sim catalogs`` (``manifest.json`` + Parquet).
+    store
+        The catalog store; created if missing.
+    database
+        Database name in queries; defaults to the schema's (``dp01_dc2_catalogs``).
+    options
+        Partitioning parameters.
+    progress
+        Show progress bars.
+
+    Raises
+    ------
+    InvalidInputError
+        If the input is malformed; `CatalogInputError` names file, column and row.
+    StoreBusyError
+        If another ingest is writing the store.
+    """
+    options = options or IngestOptions()
+    started = time.perf_counter()
+    inputs = read_input(source)
+    schema = load_schema(inputs.schema_key)
+    database = database or schema.name
+    if not database.isidentifier():
+        raise InvalidInputError(f"database name {database!r} is not a valid identifier")
+    if store.exists() and not store.is_dir():
+        raise InvalidInputError(f"{store} exists and is not a folder")
+    created = not store.exists()
+    try:
+        return _ingest_locked(source, store, inputs, schema, database, options, progress, started)
+    except BaseException:
+        if created:
+            shutil.rmtree(store, ignore_errors=True)
+        raise
+
+
+def _ingest_locked(
+    source: Path,
+    store: Path,
+    inputs: InputCatalogs,
+    schema: SchemaSpec,
+    database: str,
+    options: IngestOptions,
+    progress: bool,
+    started: float,
+) -> IngestReport:
+    with store_lock(store):
+        manifest = read_manifest(store, must_exist=False)
+        if database in manifest.schemas and manifest.schemas[database] != inputs.schema_key:
+            raise InvalidInputError(
+                f"database {database} in {store} holds schema {manifest.schemas[database]}, "
+                f"not {inputs.schema_key}"
+            )
+        collect_garbage(store, manifest)
+        version = new_version()
+        staging = staging_dir(store, version)
+        try:
+            staging.mkdir()
+            rows = _validate_all(source, inputs.tables, progress)
+            entries = []
+            with _dask_client(staging, options) as client:
+                for table in inputs.tables:
+                    entries.append(
+                        _build_table(
+                            client,
+                            source,
+                            table,
+                            rows[table.spec.name],
+                            schema,
+                            database,
+                            version,
+                            staging,
+                            options,
+                            progress,
+                        )
+                    )
+            db_dir = store / database
+            db_dir.mkdir(exist_ok=True)
+            for e in entries:
+                (staging / e.table).rename(db_dir / f"{e.table}@{e.version}")
+            new_manifest = manifest.with_tables(inputs.schema_key, entries)
+            try:
+                commit_manifest(store, new_manifest)
+            except BaseException:
+                for e in entries:
+                    shutil.rmtree(db_dir / f"{e.table}@{e.version}", ignore_errors=True)
+                if not any(db_dir.iterdir()):
+                    db_dir.rmdir()
+                raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        collect_garbage(store, new_manifest)
+    return IngestReport(
+        store=store,
+        database=database,
+        tables=tuple(entries),
+        skipped=inputs.skipped,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _validate_all(source: Path, tables: tuple[InputTable, ...], progress: bool) -> dict[str, int]:
+    from tqdm import tqdm
+
+    n_files = sum(len(t.files) for t in tables)
+    rows = {}
+    with tqdm(total=n_files, desc="Validating", unit="file", disable=not progress) as bar:
+        for t in tables:
+            rows[t.spec.name] = validate_table(source, t, on_file=lambda _: bar.update(1))
+    return rows
+
+
+@contextlib.contextmanager
+def _quiet_hats() -> Iterator[None]:
+    """Silence hats' chatter that says nothing to a dpzero user."""
+    logger = logging.getLogger()
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Computing partitions from catalog parquet")
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        try:
+            yield
+        finally:
+            logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def _dask_client(staging: Path, options: IngestOptions) -> Iterator[Client]:
+    from dask.distributed import Client
+
+    with (
+        _quiet_hats(),
+        Client(
+            processes=False,
+            n_workers=1,
+            threads_per_worker=options.threads,
+            dashboard_address=None,
+            local_directory=str(staging / "_dask"),
+        ) as client,
+    ):
+        yield client
+
+
+def _build_table(
+    client: Client,
+    source: Path,
+    table: InputTable,
+    rows: int,
+    schema: SchemaSpec,
+    database: str,
+    version: str,
+    staging: Path,
+    options: IngestOptions,
+    progress: bool,
+) -> TableEntry:
+    from hats.catalog.dataset.collection_properties import CollectionProperties
+    from hats_import.catalog.arguments import ImportArguments
+    from hats_import.catalog.file_readers.parquet import ParquetPyarrowReader
+    from hats_import.pipeline import pipeline_with_client
+
+    name = table.spec.name
+    role = table.role
+    scratch = staging / "_scratch" / name
+    scratch.mkdir(parents=True)
+    common = {
+        "progress_bar": progress,
+        "simple_progress_bar": True,
+        "resume": False,
+        "tmp_dir": scratch,
+        "dask_tmp": scratch,
+    }
+    collection = staging / name
+    args = ImportArguments(
+        output_path=collection,
+        output_artifact_name=name,
+        input_file_list=[str(source / f) for f in table.files],
+        file_reader=ParquetPyarrowReader(chunksize=options.chunk_rows),
+        ra_column=role.ra_column,
+        dec_column=role.dec_column,
+        catalog_type="object",
+        pixel_threshold=options.partition_rows,
+        highest_healpix_order=options.highest_order,
+        row_group_kwargs={"num_rows": options.row_group_rows},
+        expected_total_rows=rows,
+        addl_hats_properties={"obs_title": f"{database}.{name}"},
+        **common,
+    )
+    with _quiet_hats():
+        pipeline_with_client(args, client)
+    margin_name = f"{name}{MARGIN_SUFFIX}"
+    build_margin(
+        collection / name,
+        collection / margin_name,
+        radius_arcsec=options.margin_arcsec,
+        ra_column=role.ra_column,
+        dec_column=role.dec_column,
+    )
+    CollectionProperties(
+        obs_collection=name,
+        hats_primary_table_url=name,
+        all_margins=[margin_name],
+        default_margin=margin_name,
+    ).to_properties_file(collection)
+    shutil.rmtree(scratch, ignore_errors=True)
+    if role.key_column is not None:
+        build_index(
+            _partition_files(collection / name),
+            role.key_column,
+            collection / INDEX_DIR / f"{role.key_column}.parquet",
+            null_key=role.null_key,
+        )
+    _write_table_metadata(collection / TABLE_META_FILE, schema, table, database)
+    return TableEntry(
+        database=database,
+        table=name,
+        version=version,
+        rows=rows,
+        ra_column=role.ra_column,
+        dec_column=role.dec_column,
+        key_column=role.key_column,
+        margin_arcsec=options.margin_arcsec,
+    )
+
+
+def _partition_files(catalog_dir: Path) -> list[tuple[int, int, Path]]:
+    from hats.catalog import PartitionInfo
+    from hats.io import paths
+
+    info = PartitionInfo.read_from_dir(catalog_dir)
+    return [
+        (p.order, p.pixel, Path(str(paths.pixel_catalog_file(catalog_dir, p))))
+        for p in info.get_healpix_pixels()
+    ]
+
+
+def _write_table_metadata(path: Path, schema: SchemaSpec, table: InputTable, database: str) -> None:
+    spec = table.spec
+    meta = {
+        "database": database,
+        "schema": schema.key,
+        "schema_version": schema.version,
+        "schema_description": schema.description,
+        "table": spec.name,
+        "description": spec.description,
+        "primary_key": list(spec.primary_key),
+        "ra_column": table.role.ra_column,
+        "dec_column": table.role.dec_column,
+        "key_column": table.role.key_column,
+        "columns": [
+            {
+                "name": c.name,
+                "datatype": c.datatype,
+                "arrow_type": str(c.arrow_type),
+                "nullable": c.nullable,
+                "description": c.description,
+                "unit": c.unit,
+                "ucd": c.ucd,
+                "length": c.length,
+                "principal": c.principal,
+                "column_index": c.column_index,
+            }
+            for c in spec.columns
+        ],
+    }
+    path.write_text(json.dumps(meta, indent=1))

@@ -1,0 +1,421 @@
+"""The local backend: HATS partitions on disk, pruned with pyarrow, queried with DuckDB.
+
+Point queries (a region or a list of ids) never let DuckDB open the partitions: the
+backend keeps every partition's Parquet footer in memory, picks the row groups whose
+``_healpix_29`` statistics meet the region's HEALPix ranges (or that the objectId index
+names), reads just those with pyarrow, drops rows outside the ranges and hands the Arrow
+table to DuckDB for the rest of the plan. Scans without pruning go to DuckDB's own
+Parquet reader over the files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from dpzero.catalog._errors import UnknownTableError
+from dpzero.catalog._index import ObjectIndex
+from dpzero.catalog._layout import STORE_FILE, StoreManifest, TableEntry, read_manifest
+from dpzero.catalog._pruning import coverage_ranges, overlapping, pixel_range, rows_in_ranges
+from dpzero.catalog._store import (
+    CatalogStore,
+    ColumnMetadata,
+    PartitionedPlan,
+    QueryPlan,
+    TableMetadata,
+    TableScan,
+)
+from dpzero.errors import InvalidInputError
+
+__all__ = ["LocalCatalogStore", "open_store"]
+
+HEALPIX_COLUMN = "_healpix_29"
+PARTIALS = "partials"
+
+
+def open_store(path: str | os.PathLike[str]) -> LocalCatalogStore:
+    """Open the catalog store at ``path`` for queries.
+
+    Raises
+    ------
+    InvalidInputError
+        If ``path`` is not a catalog store.
+    """
+    return LocalCatalogStore(Path(path))
+
+
+@dataclass
+class _Partition:
+    order: int
+    pixel: int
+    path: Path
+    margin_path: Path | None
+    meta: pq.FileMetaData | None = None
+    rg_lo: np.ndarray | None = None
+    rg_hi: np.ndarray | None = None
+
+    def footer(self) -> tuple[pq.FileMetaData, np.ndarray, np.ndarray]:
+        """The cached footer and per-row-group ``_healpix_29`` min/max."""
+        if self.meta is None:
+            meta = pq.read_metadata(self.path)
+            col = meta.schema.to_arrow_schema().get_field_index(HEALPIX_COLUMN)
+            lo, hi = pixel_range(self.order, self.pixel)
+            los = np.full(meta.num_row_groups, lo, dtype=np.int64)
+            his = np.full(meta.num_row_groups, hi - 1, dtype=np.int64)
+            for rg in range(meta.num_row_groups):
+                stats = meta.row_group(rg).column(col).statistics
+                if stats is not None and stats.has_min_max:
+                    los[rg], his[rg] = stats.min, stats.max
+            self.rg_lo, self.rg_hi, self.meta = los, his, meta
+        assert self.rg_lo is not None and self.rg_hi is not None
+        return self.meta, self.rg_lo, self.rg_hi
+
+
+class _Table:
+    """One table version: its partitions, index and metadata, read lazily."""
+
+    def __init__(self, store: Path, entry: TableEntry) -> None:
+        from hats.catalog import PartitionInfo
+        from hats.io import paths
+
+        self.entry = entry
+        catalog = entry.catalog_dir(store)
+        margin = entry.margin_dir(store)
+        margin_pixels: set[tuple[int, int]] = set()
+        if (margin / "partition_info.csv").is_file():
+            margin_info = PartitionInfo.read_from_dir(margin)
+            margin_pixels = {(p.order, p.pixel) for p in margin_info.get_healpix_pixels()}
+        parts = []
+        for p in PartitionInfo.read_from_dir(catalog).get_healpix_pixels():
+            mpath = (
+                Path(str(paths.pixel_catalog_file(margin, p)))
+                if (p.order, p.pixel) in margin_pixels
+                else None
+            )
+            parts.append(
+                _Partition(p.order, p.pixel, Path(str(paths.pixel_catalog_file(catalog, p))), mpath)
+            )
+        parts.sort(key=lambda q: pixel_range(q.order, q.pixel)[0])
+        self.partitions = parts
+        bounds = [pixel_range(q.order, q.pixel) for q in parts]
+        self.lo = np.array([b[0] for b in bounds], dtype=np.int64)
+        self.hi = np.array([b[1] - 1 for b in bounds], dtype=np.int64)
+        self.by_pixel = {(q.order, q.pixel): q for q in parts}
+        self.glob = str(catalog / "dataset" / "Norder=*" / "Dir=*" / "Npix=*.parquet")
+        self.metadata_path = entry.metadata_file(store)
+        index_file = entry.index_file(store)
+        self._index_file = index_file if index_file is not None and index_file.is_file() else None
+        self._index: ObjectIndex | None = None
+        self._schema: pa.Schema | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def schema(self) -> pa.Schema:
+        """Arrow schema of the partitions (with ``_healpix_29``)."""
+        if self._schema is None:
+            self._schema = pq.read_schema(self.partitions[0].path)
+        return self._schema
+
+    def index(self) -> ObjectIndex | None:
+        """The objectId index, or None."""
+        with self._lock:
+            if self._index is None and self._index_file is not None:
+                self._index = ObjectIndex(self._index_file)
+        return self._index
+
+    def read(
+        self,
+        scan: TableScan,
+        columns: list[str] | None,
+        *,
+        only: _Partition | None = None,
+        margin_of: _Partition | None = None,
+    ) -> pa.Table:
+        """Rows of the scan, pruned; ``only``/``margin_of`` restrict to one partition."""
+        cols = self._columns(columns)
+        read_cols = list(dict.fromkeys([*cols, HEALPIX_COLUMN]))
+        key = self.entry.key_column
+        ids = None
+        if scan.ids is not None:
+            if key is None:
+                raise InvalidInputError(f"table {scan.table} has no objectId index")
+            ids = pa.array(sorted(set(scan.ids)), type=pa.int64())
+            read_cols = list(dict.fromkeys([*read_cols, key]))
+        ranges = None
+        if scan.region is not None:
+            ranges = coverage_ranges(scan.region, dilate_deg=scan.dilate_arcsec / 3600.0)
+        pieces = []
+        for part, groups, path in self._plan_reads(scan, ranges, only, margin_of):
+            if path is None:
+                continue
+            if path == part.path:
+                meta = part.footer()[0]
+                if not groups:
+                    continue
+                with pq.ParquetFile(path, metadata=meta) as pf:
+                    t = pf.read_row_groups(groups, columns=read_cols)
+            else:
+                with pq.ParquetFile(path) as pf:
+                    t = pf.read(columns=read_cols)
+            mask = None
+            if ranges is not None:
+                mask = rows_in_ranges(ranges, t.column(HEALPIX_COLUMN).to_numpy())
+            if ids is not None:
+                hit = np.asarray(pc.is_in(t.column(key), value_set=ids))
+                mask = hit if mask is None else mask & hit
+            if mask is not None:
+                t = t.filter(pa.array(mask))
+            pieces.append(t.select(cols))
+        if not pieces:
+            return self.schema.empty_table().select(cols)
+        return pa.concat_tables(pieces)
+
+    def _columns(self, wanted: list[str] | None) -> list[str]:
+        names = [n for n in self.schema.names if n != HEALPIX_COLUMN]
+        if wanted is None:
+            return names
+        lower = {w.lower() for w in wanted}
+        chosen = [n for n in names if n.lower() in lower]
+        return chosen or names[:1]
+
+    def _plan_reads(
+        self,
+        scan: TableScan,
+        ranges: np.ndarray | None,
+        only: _Partition | None,
+        margin_of: _Partition | None,
+    ) -> Iterator[tuple[_Partition, list[int], Path | None]]:
+        if margin_of is not None:
+            # The partition itself and its margin file, both filtered by rows below.
+            yield from self._plan_reads(scan, ranges, margin_of, None)
+            yield margin_of, [], margin_of.margin_path
+            return
+        by_id: dict[tuple[int, int], tuple[int, ...]] | None = None
+        if scan.ids is not None:
+            index = self.index()
+            assert index is not None
+            by_id = {(loc.norder, loc.npix): loc.row_groups for loc in index.locate(scan.ids)}
+        if only is not None:
+            candidates = [only]
+        elif by_id is not None:
+            candidates = [self.by_pixel[k] for k in sorted(by_id) if k in self.by_pixel]
+        elif ranges is not None:
+            keep = overlapping(ranges, self.lo, self.hi)
+            candidates = [p for p, k in zip(self.partitions, keep, strict=True) if k]
+        else:
+            candidates = list(self.partitions)
+        for part in candidates:
+            if by_id is not None and (part.order, part.pixel) not in by_id:
+                continue
+            meta, rg_lo, rg_hi = part.footer()
+            groups = np.arange(meta.num_row_groups)
+            if by_id is not None:
+                groups = np.asarray(by_id[(part.order, part.pixel)], dtype=np.int64)
+            if ranges is not None and groups.size:
+                groups = groups[overlapping(ranges, rg_lo[groups], rg_hi[groups])]
+            yield part, [int(g) for g in groups], part.path
+
+    def candidate_partitions(self, scan: TableScan) -> list[_Partition]:
+        """Partitions a driving scan touches."""
+        ranges = None
+        if scan.region is not None:
+            ranges = coverage_ranges(scan.region, dilate_deg=scan.dilate_arcsec / 3600.0)
+        return [p for p, groups, _ in self._plan_reads(scan, ranges, None, None) if groups]
+
+
+class LocalCatalogStore(CatalogStore):
+    """A catalog store in a local folder, queried in process with DuckDB.
+
+    Parameters
+    ----------
+    path
+        The store folder written by `ingest_catalogs`.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._stamp: int | None = None
+        self._load()
+
+    def _load(self) -> None:
+        manifest = read_manifest(self.path)
+        stamp = (self.path / STORE_FILE).stat().st_mtime_ns
+        tables = {k: _Table(self.path, e) for k, e in manifest.tables.items()}
+        con = duckdb.connect()
+        _configure(con)
+        for db in manifest.databases():
+            con.execute(f'CREATE SCHEMA "{db}"')
+        for (db, name), t in tables.items():
+            con.execute(
+                f'CREATE VIEW "{db}"."{name}" AS SELECT * EXCLUDE ({HEALPIX_COLUMN}) '
+                f"FROM read_parquet('{_sql_str(t.glob)}', hive_partitioning = false)"
+            )
+        self._manifest: StoreManifest = manifest
+        self._tables = tables
+        self._con = con
+        self._stamp = stamp
+
+    def _refresh(self) -> None:
+        stamp = (self.path / STORE_FILE).stat().st_mtime_ns
+        if stamp != self._stamp:
+            with self._lock:
+                if stamp != self._stamp:
+                    self._load()
+
+    def databases(self) -> list[str]:
+        """Database names, sorted."""
+        self._refresh()
+        return self._manifest.databases()
+
+    def tables(self, database: str) -> list[str]:
+        """Table names of ``database``, sorted."""
+        self._refresh()
+        if database not in self._manifest.schemas:
+            raise UnknownTableError(f"the store holds no database {database}")
+        return sorted(t for d, t in self._manifest.tables if d == database)
+
+    def table_metadata(self, database: str, table: str) -> TableMetadata:
+        """Felis metadata and partitioning facts of one table."""
+        self._refresh()
+        entry = self._manifest.entry(database, table)
+        meta = json.loads(self._tables[(database, table)].metadata_path.read_text())
+        return TableMetadata(
+            database=database,
+            table=table,
+            schema=meta["schema"],
+            schema_version=meta["schema_version"],
+            description=meta["description"],
+            rows=entry.rows,
+            ra_column=entry.ra_column,
+            dec_column=entry.dec_column,
+            key_column=entry.key_column,
+            columns=tuple(ColumnMetadata(**c) for c in meta["columns"]),
+        )
+
+    def _table(self, name: str) -> _Table:
+        db, _, table = name.partition(".")
+        self._manifest.entry(db, table)
+        return self._tables[(db, table)]
+
+    def query(self, query: str | QueryPlan | PartitionedPlan) -> pa.Table:
+        """Run DuckDB SQL or a plan; return its rows as an Arrow table."""
+        self._refresh()
+        if isinstance(query, str):
+            query = QueryPlan(query)
+        if isinstance(query, PartitionedPlan):
+            return self._run_partitioned(query)
+        cur = self._con.cursor()
+        try:
+            columns = _referenced_columns(query.sql)
+            for name, scan in query.scans.items():
+                self._bind(cur, name, scan, columns)
+            return _execute(cur, query.sql)
+        finally:
+            cur.close()
+
+    def _bind(
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        name: str,
+        scan: TableScan,
+        columns: list[str] | None,
+        **where: _Partition | None,
+    ) -> None:
+        table = self._table(scan.table)
+        if scan.region is None and scan.ids is None and not where:
+            # A full scan: DuckDB's own Parquet reader over every partition.
+            cur.execute(
+                f'CREATE TEMP VIEW "{name}" AS SELECT * EXCLUDE ({HEALPIX_COLUMN}) '
+                f"FROM read_parquet('{_sql_str(table.glob)}', hive_partitioning = false)"
+            )
+            return
+        cur.register(name, table.read(scan, columns, **where))
+
+    def _run_partitioned(self, plan: PartitionedPlan) -> pa.Table:
+        driver = plan.plan.scans[plan.driver]
+        table = self._table(driver.table)
+        columns = _referenced_columns(plan.plan.sql)
+        results = []
+        fixed: dict[str, pa.Table] = {}
+        for part in table.candidate_partitions(driver):
+            cur = self._con.cursor()
+            try:
+                for name, scan in plan.plan.scans.items():
+                    if name == plan.driver:
+                        self._bind(cur, name, scan, columns, only=part)
+                    elif scan.with_margin:
+                        if scan.table != driver.table:
+                            raise InvalidInputError(
+                                f"scan {name} asks for a margin but reads {scan.table}, "
+                                f"not the driving table {driver.table}"
+                            )
+                        self._bind(cur, name, scan, columns, margin_of=part)
+                    else:
+                        if name not in fixed:
+                            fixed[name] = self._table(scan.table).read(scan, columns)
+                        cur.register(name, fixed[name])
+                results.append(_execute(cur, plan.plan.sql))
+            finally:
+                cur.close()
+        if not results:
+            # No partition: run once on empty inputs for the result's schema.
+            cur = self._con.cursor()
+            try:
+                for name, scan in plan.plan.scans.items():
+                    cols = self._table(scan.table)._columns(columns)
+                    cur.register(name, self._table(scan.table).schema.empty_table().select(cols))
+                results.append(_execute(cur, plan.plan.sql))
+            finally:
+                cur.close()
+        partials = pa.concat_tables(results)
+        if plan.merge_sql is None:
+            return partials
+        cur = self._con.cursor()
+        try:
+            cur.register(PARTIALS, partials)
+            return _execute(cur, plan.merge_sql)
+        finally:
+            cur.close()
+
+
+def _configure(con: duckdb.DuckDBPyConnection) -> None:
+    # DuckDB 2.0's statistics propagation turns `x < c` TRUE for NaN rows when c lies
+    # above a column's max statistic; NaN must compare greater than every number.
+    con.execute("SET disabled_optimizers = 'statistics_propagation'")
+
+
+def _sql_str(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def _execute(cur: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
+    try:
+        return cur.sql(sql).to_arrow_table()
+    except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException) as exc:
+        raise InvalidInputError(f"query failed: {exc}") from None
+
+
+def _referenced_columns(sql: str) -> list[str] | None:
+    """Every column name the SQL mentions, or None when it selects ``*``."""
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        tree = sqlglot.parse_one(sql, read="duckdb")
+    except sqlglot.errors.ParseError:
+        return None
+    for star in tree.find_all(exp.Star):
+        if not isinstance(star.parent, exp.Count):
+            return None
+    return sorted({c.name for c in tree.find_all(exp.Column) if c.name})

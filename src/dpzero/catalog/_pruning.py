@@ -1,0 +1,196 @@
+"""Pure pruning math: sky regions → HEALPix order-29 ranges → partitions, row groups, rows.
+
+Everything here works on ``_healpix_29`` values (nested HEALPix at order 29, as HATS
+stores them) and half-open ranges ``[lo, hi)`` of them. A region's ranges always cover
+the region (never miss a row inside it); the query's own exact predicate removes the
+few extra rows they let through.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from dpzero.errors import InvalidInputError
+
+__all__ = [
+    "ALL_SKY",
+    "Cone",
+    "Polygon",
+    "Region",
+    "coverage_ranges",
+    "healpix29",
+    "overlapping",
+    "pixel_range",
+    "rows_in_ranges",
+]
+
+_ORDER_29_CELLS = 12 * 4**29
+ALL_SKY = np.array([[0, _ORDER_29_CELLS]], dtype=np.int64)
+# Added to every region before covering it, so that rows on the region's edge are kept
+# whatever the rounding of the exact predicate.
+_EPSILON_DEG = 1e-6
+
+
+@dataclass(frozen=True)
+class Cone:
+    """A circle on the sky: centre (deg) and radius (deg)."""
+
+    ra: float
+    dec: float
+    radius: float
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.ra) and math.isfinite(self.dec)):
+            raise InvalidInputError(f"cone centre ({self.ra}, {self.dec}) is not finite")
+        if not -90.0 <= self.dec <= 90.0:
+            raise InvalidInputError(f"cone centre Dec {self.dec} is outside [-90, 90]")
+        if not (math.isfinite(self.radius) and self.radius >= 0.0):
+            raise InvalidInputError(f"cone radius {self.radius} must be finite and >= 0")
+
+
+@dataclass(frozen=True)
+class Polygon:
+    """A spherical polygon with great-circle edges; the smaller of the two regions.
+
+    ``vertices`` are (ra, dec) pairs in degrees, at least three.
+    """
+
+    vertices: tuple[tuple[float, float], ...]
+
+    def __post_init__(self) -> None:
+        if len(self.vertices) < 3:
+            raise InvalidInputError("a polygon needs at least three vertices")
+        for ra, dec in self.vertices:
+            if not (math.isfinite(ra) and math.isfinite(dec) and -90.0 <= dec <= 90.0):
+                raise InvalidInputError(f"polygon vertex ({ra}, {dec}) is not a sky position")
+
+
+Region = Cone | Polygon
+
+
+def _order_for(size_deg: float) -> int:
+    """HEALPix order whose cells are about a quarter of ``size_deg`` (between 3 and 16)."""
+    if size_deg <= 0.0:
+        return 16
+    # Order-k cells are ~58.6°/2^k wide.
+    order = math.ceil(math.log2(58.6 * 4.0 / size_deg))
+    return max(3, min(16, order))
+
+
+def _polygon_size(poly: Polygon) -> float:
+    ra = np.radians([v[0] for v in poly.vertices])
+    dec = np.radians([v[1] for v in poly.vertices])
+    xyz = np.stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)], axis=1)
+    dots = np.clip(xyz @ xyz.T, -1.0, 1.0)
+    return float(np.degrees(np.arccos(dots.min())))
+
+
+def coverage_ranges(region: Region, *, dilate_deg: float = 0.0) -> np.ndarray:
+    """Sorted, disjoint order-29 ranges ``[lo, hi)`` covering ``region`` grown by ``dilate_deg``.
+
+    Parameters
+    ----------
+    region
+        A `Cone` or a `Polygon`.
+    dilate_deg
+        Grow the region by this angle, so that every neighbour within it of a point
+        in the region is covered too (pair queries).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, 2)`` int64 array.
+    """
+    import astropy.units as u
+    from mocpy import MOC
+
+    grow = dilate_deg + _EPSILON_DEG
+    if isinstance(region, Cone):
+        radius = region.radius + grow
+        if radius >= 90.0:
+            return ALL_SKY.copy()
+        order = _order_for(radius)
+        moc = MOC.from_cone(
+            lon=(region.ra % 360.0) * u.deg,
+            lat=region.dec * u.deg,
+            radius=radius * u.deg,
+            max_depth=order,
+        )
+    else:
+        size = _polygon_size(region)
+        if size >= 90.0:
+            return ALL_SKY.copy()
+        order = _order_for(max(size, grow))
+        lon = np.array([v[0] % 360.0 for v in region.vertices]) * u.deg
+        lat = np.array([v[1] for v in region.vertices]) * u.deg
+        moc = MOC.from_polygon(lon=lon, lat=lat, max_depth=order)
+        # Cells cut by an edge are included by mocpy; growing by one cell ring makes the
+        # cover safe against vertices on cell boundaries and adds the dilation.
+        ring_order = min(order, _ring_order(grow))
+        if ring_order < moc.max_order:
+            moc = moc.degrade_to_order(ring_order)
+        moc = moc.add_neighbours()
+    ranges = np.asarray(moc.to_depth29_ranges, dtype=np.int64).reshape(-1, 2)
+    return _merge(ranges)
+
+
+def _ring_order(grow_deg: float) -> int:
+    """Finest order whose cells are at least ``grow_deg`` across (one ring covers it)."""
+    # Smallest cell width at order k is > 0.5 × 58.6°/2^k for all cells.
+    if grow_deg <= 0.0:
+        return 29
+    return max(0, min(29, math.floor(math.log2(0.5 * 58.6 / grow_deg))))
+
+
+def _merge(ranges: np.ndarray) -> np.ndarray:
+    if ranges.shape[0] <= 1:
+        return ranges
+    ranges = ranges[np.argsort(ranges[:, 0], kind="stable")]
+    out = [ranges[0].copy()]
+    for lo, hi in ranges[1:]:
+        if lo <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], hi)
+        else:
+            out.append(np.array([lo, hi]))
+    return np.asarray(out, dtype=np.int64)
+
+
+def pixel_range(order: int, pixel: int) -> tuple[int, int]:
+    """Order-29 range ``[lo, hi)`` of HEALPix pixel ``pixel`` at ``order``."""
+    shift = 2 * (29 - order)
+    return pixel << shift, (pixel + 1) << shift
+
+
+def overlapping(ranges: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Which closed intervals ``[lo[i], hi[i]]`` meet any of the half-open ``ranges``.
+
+    Used for partitions (``hi`` = last cell) and row groups (min/max statistics).
+    """
+    lo = np.asarray(lo, dtype=np.int64)
+    hi = np.asarray(hi, dtype=np.int64)
+    if ranges.shape[0] == 0:
+        return np.zeros(lo.shape, dtype=bool)
+    # The first range whose end lies above lo: it meets [lo, hi] iff it starts at or
+    # below hi.
+    i = np.searchsorted(ranges[:, 1], lo, side="right")
+    inside = i < ranges.shape[0]
+    starts = np.where(inside, ranges[np.minimum(i, ranges.shape[0] - 1), 0], np.iinfo(np.int64).max)
+    return inside & (starts <= hi)
+
+
+def rows_in_ranges(ranges: np.ndarray, hp29: np.ndarray) -> np.ndarray:
+    """Mask of the ``_healpix_29`` values lying in one of ``ranges``."""
+    return overlapping(ranges, hp29, hp29)
+
+
+def healpix29(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
+    """``_healpix_29`` of positions in degrees, as HATS computes it."""
+    from hats.pixel_math.spatial_index import compute_spatial_index
+
+    return np.asarray(
+        compute_spatial_index(np.asarray(ra, dtype=np.float64), np.asarray(dec, dtype=np.float64)),
+        dtype=np.int64,
+    )

@@ -1,0 +1,184 @@
+"""The catalog store contract: what every backend (local, distributed) answers."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from dpzero.catalog._pruning import Region
+from dpzero.errors import InvalidInputError
+
+__all__ = [
+    "CatalogStore",
+    "ColumnMetadata",
+    "PartitionedPlan",
+    "QueryPlan",
+    "TableMetadata",
+    "TableScan",
+]
+
+
+@dataclass(frozen=True)
+class ColumnMetadata:
+    """One column as the Felis schema describes it."""
+
+    name: str
+    datatype: str
+    arrow_type: str
+    nullable: bool
+    description: str
+    unit: str
+    ucd: str
+    length: int | None
+    principal: bool
+    column_index: int | None
+
+
+@dataclass(frozen=True)
+class TableMetadata:
+    """A table of the store: Felis description, columns, and how it is partitioned."""
+
+    database: str
+    table: str
+    schema: str
+    schema_version: str
+    description: str
+    rows: int
+    ra_column: str
+    dec_column: str
+    key_column: str | None
+    columns: tuple[ColumnMetadata, ...]
+
+    @property
+    def column_names(self) -> list[str]:
+        """Column names in schema order."""
+        return [c.name for c in self.columns]
+
+
+@dataclass(frozen=True)
+class TableScan:
+    """Rows of one table that a query needs, with what is known to prune them.
+
+    Attributes
+    ----------
+    table
+        ``<database>.<table>``.
+    region
+        The query keeps only rows inside this region (the SQL must say so exactly;
+        the store only uses it to skip partitions, row groups and rows outside).
+    ids
+        The query keeps only rows whose key column holds one of these.
+    columns
+        Columns the query reads; None for all.
+    dilate_arcsec
+        Also keep rows up to this far outside ``region`` (the other side of a pair).
+    with_margin
+        In a `PartitionedPlan`, add the driving partition's margin rows (neighbours
+        across its edge, up to the store's margin radius).
+    """
+
+    table: str
+    region: Region | None = None
+    ids: tuple[int, ...] | None = None
+    columns: tuple[str, ...] | None = None
+    dilate_arcsec: float = 0.0
+    with_margin: bool = False
+
+    def __post_init__(self) -> None:
+        if self.table.count(".") != 1:
+            raise InvalidInputError(f"table {self.table!r} must be written <database>.<table>")
+        if self.dilate_arcsec < 0:
+            raise InvalidInputError("dilate_arcsec must be >= 0")
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    """DuckDB SQL plus the scans it reads.
+
+    The SQL names each scan by its binding (a key of ``scans``) as a table; it may also
+    name whole tables as ``<database>.<table>``, which are read in full by DuckDB.
+    """
+
+    sql: str
+    scans: Mapping[str, TableScan] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in self.scans:
+            if not name.isidentifier():
+                raise InvalidInputError(f"scan binding {name!r} is not an identifier")
+
+
+@dataclass(frozen=True)
+class PartitionedPlan:
+    """A plan run once per partition of a driving scan, then merged (Qserv-style).
+
+    For each partition of ``plan.scans[driver]``'s table that the driver's pruning
+    keeps, the driver binding holds that partition's rows only, and every scan with
+    ``with_margin`` holds the partition's rows plus its margin rows; other scans are
+    read as in a `QueryPlan`. The per-partition results are concatenated and, if
+    ``merge_sql`` is given, that SQL runs over them as table ``partials``.
+
+    A pair query whose pair distance is at most the store's margin radius finds every
+    pair exactly once this way.
+    """
+
+    plan: QueryPlan
+    driver: str
+    merge_sql: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.driver not in self.plan.scans:
+            raise InvalidInputError(f"driver {self.driver!r} is not one of the plan's scans")
+
+
+class CatalogStore(ABC):
+    """A queryable catalog store holding one or more databases."""
+
+    @abstractmethod
+    def databases(self) -> list[str]:
+        """Database names, sorted."""
+
+    @abstractmethod
+    def tables(self, database: str) -> list[str]:
+        """Table names of ``database``, sorted.
+
+        Raises
+        ------
+        UnknownTableError
+            If the store holds no such database.
+        """
+
+    @abstractmethod
+    def table_metadata(self, database: str, table: str) -> TableMetadata:
+        """Felis metadata and partitioning facts of one table.
+
+        Raises
+        ------
+        UnknownTableError
+            If the store holds no such table.
+        """
+
+    @abstractmethod
+    def query(self, query: str | QueryPlan | PartitionedPlan) -> pa.Table:
+        """Run DuckDB SQL (tables as ``<database>.<table>``) or a plan; return its rows.
+
+        Raises
+        ------
+        InvalidInputError
+            If the SQL is invalid or names unknown tables or columns.
+        """
+
+    def query_adql(self, text: str) -> pa.Table:
+        """Answer an ADQL query.
+
+        Raises
+        ------
+        InvalidInputError
+            If the query is not valid ADQL or names unknown tables or columns.
+        """
+        from dpzero.catalog._adql import run_adql
+
+        return run_adql(self, text)

@@ -1,0 +1,325 @@
+"""Ingest: HATS layout readable by LSDB, objectId index, metadata, validation, atomicity."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from dpzero.catalog import (
+    CatalogInputError,
+    StoreBusyError,
+    ingest_catalogs,
+    open_store,
+    read_manifest,
+)
+from dpzero.catalog._index import ObjectIndex
+from dpzero.catalog._layout import store_lock
+from dpzero.errors import InvalidInputError
+from dpzero.schema import load_schema
+
+from .conftest import TINY_OPTIONS, write_inputs
+
+DB = "dp01_dc2_catalogs"
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every path under ``root`` with its bytes' hash or its symlink target."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            rel = str(p.relative_to(root))
+            if p.is_symlink():
+                out[rel] = "-> " + os.readlink(p)
+            elif p.is_file():
+                out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+            else:
+                out[rel] = "dir"
+    return out
+
+
+def _partition_files(store: Path, table: str) -> list[Path]:
+    return sorted((store / DB / table / table / "dataset").glob("Norder=*/Dir=*/Npix=*.parquet"))
+
+
+def test_store_holds_every_row_and_lsdb_reads_it(tiny_store, tiny_inputs):
+    import lsdb
+
+    _, full = tiny_inputs
+    manifest = read_manifest(tiny_store)
+    assert manifest.schemas == {DB: "dp01_dc2"}
+    assert {t for _, t in manifest.tables} == set(full)
+    cat = lsdb.open_catalog(tiny_store / DB / "object")
+    assert cat.margin is not None
+    df = cat.compute()
+    assert len(df) == full["object"].num_rows
+    assert sorted(df["objectId"].tolist()) == sorted(full["object"].column("objectId").to_pylist())
+    # Column values survive: compare one float column by objectId.
+    got = dict(zip(df["objectId"], df["psFlux_i"], strict=True))
+    want = dict(
+        zip(
+            full["object"].column("objectId").to_pylist(),
+            full["object"].column("psFlux_i").to_pylist(),
+            strict=True,
+        )
+    )
+    for k in list(want)[:200]:
+        assert (np.isnan(got[k]) and np.isnan(want[k])) or got[k] == pytest.approx(want[k])
+
+
+def test_partitions_are_adaptive_sorted_with_small_row_groups(tiny_store):
+    files = _partition_files(tiny_store, "object")
+    assert len(files) > 3
+    total = 0
+    orders = set()
+    for f in files:
+        pf = pq.ParquetFile(f)
+        total += pf.metadata.num_rows
+        orders.add(int(f.parent.parent.name.split("=")[1]))
+        assert pf.metadata.num_rows <= TINY_OPTIONS.partition_rows
+        assert all(
+            pf.metadata.row_group(i).num_rows <= TINY_OPTIONS.row_group_rows
+            for i in range(pf.metadata.num_row_groups)
+        )
+        hp = pf.read(columns=["_healpix_29"]).column(0).to_numpy()
+        assert (np.diff(hp) >= 0).all()
+    assert total == 2000
+    # Dense and sparse sky areas end up at different orders.
+    assert len(orders) > 1
+
+
+def test_margin_holds_neighbours_across_partition_edges(tiny_store):
+    from hats.pixel_math.healpix_pixel import HealpixPixel
+    from hats.pixel_math.spatial_index import spatial_index_to_healpix
+
+    store = open_store(tiny_store)
+    table = store._table(f"{DB}.object")
+    margin_rows = 0
+    for part in table.partitions:
+        if part.margin_path is None:
+            continue
+        m = pq.read_table(part.margin_path, columns=["_healpix_29"]).column(0).to_numpy()
+        margin_rows += m.size
+        # Margin rows lie outside their partition.
+        pix = spatial_index_to_healpix(m, target_order=part.order)
+        assert not (pix == part.pixel).any()
+        assert HealpixPixel(part.order, part.pixel) is not None
+    assert margin_rows > 0
+
+
+def test_objectid_index_points_at_the_partition_and_row_group(tiny_store):
+    for table, key in (("object", "objectId"), ("truth_match", "match_objectId")):
+        where = {}
+        for f in _partition_files(tiny_store, table):
+            norder = int(f.parent.parent.name.split("=")[1])
+            npix = int(f.stem.split("=")[1])
+            pf = pq.ParquetFile(f)
+            for rg in range(pf.metadata.num_row_groups):
+                for k in pf.read_row_group(rg, columns=[key]).column(0).to_pylist():
+                    where.setdefault(k, set()).add((norder, npix, rg))
+        index = ObjectIndex(tiny_store / DB / table / "dpzero-index" / f"{key}.parquet")
+        sample = [k for k in where if k != -1][:300]
+        for k in sample[:50]:
+            locs = index.locate([k])
+            got = {(loc.norder, loc.npix, g) for loc in locs for g in loc.row_groups}
+            assert got == where[k]
+        many = index.locate(sample)
+        got = {(loc.norder, loc.npix, g) for loc in many for g in loc.row_groups}
+        assert got == set().union(*(where[k] for k in sample))
+        # Unknown ids and the "unmatched" -1 of truth_match are not in the index.
+        assert index.locate([-1, 12345]) == []
+
+
+def test_metadata_comes_from_the_felis_schema(tiny_store):
+    store = open_store(tiny_store)
+    spec = load_schema("dp01_dc2").table("object")
+    meta = store.table_metadata(DB, "object")
+    assert meta.description == spec.description
+    assert meta.column_names == spec.column_names
+    assert meta.rows == 2000
+    assert (meta.ra_column, meta.dec_column, meta.key_column) == ("ra", "dec", "objectId")
+    for got, want in zip(meta.columns, spec.columns, strict=True):
+        assert (got.unit, got.ucd, got.description) == (want.unit, want.ucd, want.description)
+    assert store.table_metadata(DB, "truth_match").key_column == "match_objectId"
+
+
+# --- validation: a broken input changes nothing --------------------------------------
+
+
+def _break(root: Path, table: str, change) -> str:
+    """Rewrite the second file of ``table`` with ``change`` applied; return its name."""
+    name = f"{table}/{table}_part1.parquet"
+    t = pq.read_table(root / name)
+    pq.write_table(change(t), root / name)
+    return name
+
+
+def _set(t: pa.Table, col: str, row: int, value) -> pa.Table:
+    values = t.column(col).to_pylist()
+    values[row] = value
+    i = t.schema.get_field_index(col)
+    field = t.schema.field(i)
+    if value is None:
+        field = field.with_nullable(True)
+    return t.set_column(i, field, pa.array(values, type=field.type))
+
+
+CASES = {
+    "missing column": (lambda t: t.drop_columns(["psFlux_g"]), "psFlux_g", None, "missing column"),
+    "extra column": (
+        lambda t: t.append_column("bogus", pa.array(np.zeros(t.num_rows))),
+        "bogus",
+        None,
+        "not in the schema",
+    ),
+    "wrong type": (
+        lambda t: t.set_column(
+            t.schema.get_field_index("x"), "x", pc.cast(t.column("x"), pa.float32())
+        ),
+        "x",
+        None,
+        "type float",
+    ),
+    "ra out of range": (lambda t: _set(t, "ra", 17, 361.0), "ra", 17, "outside [0, 360]"),
+    "dec out of range": (lambda t: _set(t, "dec", 3, -90.5), "dec", 3, "outside [-90, 90]"),
+    "nan dec": (lambda t: _set(t, "dec", 4, float("nan")), "dec", 4, "outside"),
+    "null key": (lambda t: _set(t, "objectId", 9, None), "objectId", 9, "null"),
+    "duplicate objectId": (
+        lambda t: _set(t, "objectId", 5, t.column("objectId")[0].as_py() - 0),
+        "objectId",
+        5,
+        "duplicate",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_broken_input_names_file_column_row_and_changes_nothing(case, tmp_path, tiny_store):
+    change, column, row, words = CASES[case]
+    src = tmp_path / "in"
+    full = write_inputs(src, n=300, seed=11, tables=("object",))
+    if case == "duplicate objectId":
+        # Make row 5 of the second file repeat an id of the first file.
+        dup = full["object"].column("objectId")[2].as_py()
+        change = lambda t: _set(t, "objectId", 5, dup)  # noqa: E731
+    bad = _break(src, "object", change)
+    store = tmp_path / "store"
+    shutil.copytree(tiny_store, store, symlinks=True)
+    before = snapshot(store)
+    with pytest.raises(CatalogInputError) as err:
+        ingest_catalogs(src, store, options=TINY_OPTIONS)
+    assert err.value.file == bad
+    assert err.value.column == column
+    assert err.value.row == row
+    assert words in err.value.message
+    assert bad in err.value.message
+    assert snapshot(store) == before
+    # A new store is not even created.
+    with pytest.raises(CatalogInputError):
+        ingest_catalogs(src, tmp_path / "new-store", options=TINY_OPTIONS)
+    assert not (tmp_path / "new-store").exists()
+
+
+def test_manifest_problems_are_user_errors(tmp_path):
+    src = tmp_path / "in"
+    write_inputs(src, n=100, tables=("object",))
+    m = json.loads((src / "manifest.json").read_text())
+    m["tables"]["object"]["rows"] = 99
+    (src / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(CatalogInputError, match="lists 99 rows"):
+        ingest_catalogs(src, tmp_path / "s", options=TINY_OPTIONS)
+    m["tables"]["object"]["files"].append("object/nope.parquet")
+    (src / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(InvalidInputError, match="does not exist"):
+        ingest_catalogs(src, tmp_path / "s", options=TINY_OPTIONS)
+    with pytest.raises(InvalidInputError, match=r"no manifest\.json"):
+        ingest_catalogs(tmp_path, tmp_path / "s", options=TINY_OPTIONS)
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_second_ingest_waits_for_the_lock(tmp_path, tiny_inputs):
+    store = tmp_path / "store"
+    with store_lock(store), pytest.raises(StoreBusyError):
+        ingest_catalogs(tiny_inputs[0], store, options=TINY_OPTIONS)
+
+
+# --- slow: whole ingests --------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_reingest_replaces_a_table_atomically(tmp_path, tiny_store):
+    store = tmp_path / "store"
+    shutil.copytree(tiny_store, store, symlinks=True)
+    old = read_manifest(store)
+    src = tmp_path / "in"
+    new = write_inputs(src, n=500, seed=99, tables=("object",))
+    reader = open_store(store)
+    report = ingest_catalogs(src, store, options=TINY_OPTIONS)
+    assert [t.table for t in report.tables] == ["object"]
+    now = read_manifest(store)
+    assert now.entry(DB, "object").version != old.entry(DB, "object").version
+    assert now.entry(DB, "position") == old.entry(DB, "position")
+    # The old version is gone, the symlink points at the new one.
+    versions = sorted(p.name for p in (store / DB).iterdir() if p.name.startswith("object@"))
+    assert versions == [f"object@{now.entry(DB, 'object').version}"]
+    # An open reader sees the new table at its next query.
+    got = reader.query(f"SELECT objectId FROM {DB}.object").column(0).to_pylist()
+    assert sorted(got) == sorted(new["object"].column("objectId").to_pylist())
+
+
+_KILL_SCRIPT = """
+import sys
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from conftest import TINY_OPTIONS
+from dpzero.catalog import ingest_catalogs
+ingest_catalogs(Path({src!r}), Path({store!r}), options=TINY_OPTIONS)
+"""
+
+
+@pytest.mark.slow
+def test_killed_ingest_leaves_the_store_as_it_was(tmp_path, tiny_store):
+    store = tmp_path / "store"
+    shutil.copytree(tiny_store, store, symlinks=True)
+    src = tmp_path / "in"
+    write_inputs(src, n=500, seed=5, tables=("object", "truth_match"))
+    before = read_manifest(store)
+    reader = open_store(store)
+    count = reader.query(f"SELECT count(*) FROM {DB}.object").column(0)[0].as_py()
+    script = _KILL_SCRIPT.format(tests=str(Path(__file__).parent), src=str(src), store=str(store))
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.time() + 120
+    # Kill it once hats-import has written partitions into the staging folder.
+    while time.time() < deadline and proc.poll() is None:
+        if list(store.glob(".staging-*/object/object/dataset/Norder=*")):
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "ingest finished before it could be interrupted"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert read_manifest(store) == before
+    assert reader.query(f"SELECT count(*) FROM {DB}.object").column(0)[0].as_py() == count
+    assert lsdb_rows(store / DB / "object") == count
+    # The next ingest cleans the leftovers and succeeds.
+    ingest_catalogs(src, store, options=TINY_OPTIONS)
+    assert not list(store.glob(".staging-*"))
+    assert read_manifest(store).entry(DB, "object").rows == 500
+
+
+def lsdb_rows(path: Path) -> int:
+    import lsdb
+
+    return len(lsdb.open_catalog(path).compute())
