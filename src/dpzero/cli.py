@@ -86,6 +86,40 @@ def sim_plots(survey: Path, out: Path) -> None:
 
 
 @main.command()
+@click.option("--store", type=click.Path(path_type=Path), required=True, help="Catalog store.")
+@click.option("--repo", help="Butler repository (images).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path),
+    default=Path("dpzero-state"),
+    show_default=True,
+    help="Async job database and results.",
+)
+@user_errors
+def serve(store: Path, repo: str | None, host: str, port: int, state_dir: Path) -> None:
+    """Serve the platform (TAP at /api/tap)."""
+    _serve(store=store, repo=repo, host=host, port=port, state_dir=state_dir)
+
+
+def _serve(**options: Any) -> None:
+    import uvicorn
+
+    from dpzero.app import check_bind, create_app
+    from dpzero.config import Settings
+
+    settings = Settings(**options)
+    check_bind(settings)
+    from dpzero.catalog import read_manifest
+
+    read_manifest(Path(settings.store))  # type: ignore[arg-type]  # a clear error if not a store
+    app = create_app(settings)
+    click.echo(f"dpzero serving on {settings.public_url} (TAP at {settings.public_url}/api/tap)")
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+
+
+@main.command()
 @click.option(
     "--data",
     type=click.Path(path_type=Path),

@@ -119,22 +119,42 @@ def capabilities_xml(
 ) -> bytes:
     """VOSI capabilities with TAPRegExt: languages, formats, limits, upload methods."""
     formats = [
-        ("application/x-votable+xml", "ivo://ivoa.net/std/TAPRegExt#output-votable-binary2", "votable"),
-        ("application/x-votable+xml;serialization=TABLEDATA", "ivo://ivoa.net/std/TAPRegExt#output-votable-td", "votable/td"),
+        (
+            "application/x-votable+xml",
+            "ivo://ivoa.net/std/TAPRegExt#output-votable-binary2",
+            "votable",
+        ),
+        (
+            "application/x-votable+xml;serialization=TABLEDATA",
+            "ivo://ivoa.net/std/TAPRegExt#output-votable-td",
+            "votable/td",
+        ),
         ("text/csv", None, "csv"),
         ("text/tab-separated-values", None, "tsv"),
         ("application/vnd.apache.parquet", None, "parquet"),
-    ]  # fmt: skip
+    ]
     out_formats = "".join(
         f"<outputFormat{f' ivo-id={quoteattr(ivo)}' if ivo else ''}><mime>{escape(mime)}</mime>"
         f"<alias>{alias}</alias></outputFormat>"
         for mime, ivo, alias in formats
     )
     geometry = "".join(
-        f'<feature><form>{name}</form></feature>'
-        for name in ("POINT", "CIRCLE", "BOX", "POLYGON", "CONTAINS", "INTERSECTS",
-                     "DISTANCE", "AREA", "CENTROID", "COORD1", "COORD2", "COORDSYS")
-    )  # fmt: skip
+        f"<feature><form>{name}</form></feature>"
+        for name in (
+            "POINT",
+            "CIRCLE",
+            "BOX",
+            "POLYGON",
+            "CONTAINS",
+            "INTERSECTS",
+            "DISTANCE",
+            "AREA",
+            "CENTROID",
+            "COORD1",
+            "COORD2",
+            "COORDSYS",
+        )
+    )
     scisql = "".join(
         f"<feature><form>{escape(form)}</form></feature>"
         for form in (

@@ -69,8 +69,11 @@ def parquet_stream(
     """A Parquet file whose fields carry unit, UCD and description as metadata."""
     fields = []
     for field, col in zip(schema, columns, strict=True):
-        meta = {b"unit": col.unit.encode(), b"ucd": col.ucd.encode(),
-                b"description": col.description.encode()}  # fmt: skip
+        meta = {
+            b"unit": col.unit.encode(),
+            b"ucd": col.ucd.encode(),
+            b"description": col.description.encode(),
+        }
         fields.append(field.with_metadata(meta))
     out_schema = pa.schema(fields)
     sink = _Chunks()

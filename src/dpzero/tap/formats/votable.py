@@ -84,8 +84,10 @@ def _binary2_rows(batch: pa.RecordBatch, columns: list[ResultColumn]) -> bytes:
     masks = np.packbits(null_bits, axis=1)  # column 0 is the most significant bit
     if all(c.datatype != "char" for c in columns):
         fields = [("mask", "u1", (n_mask,))]
-        fields += [(f"c{i}", "S1" if c.datatype == "boolean" else _BIG_ENDIAN[c.datatype])
-                   for i, c in enumerate(columns)]  # fmt: skip
+        fields += [
+            (f"c{i}", "S1" if c.datatype == "boolean" else _BIG_ENDIAN[c.datatype])
+            for i, c in enumerate(columns)
+        ]
         rows = np.empty(n, dtype=fields)
         rows["mask"] = masks
         for i, (c, (values, nulls)) in enumerate(zip(columns, data, strict=True)):

@@ -1,0 +1,78 @@
+"""What runs in an async job's own process: one query, its result file, a status file.
+
+The job folder holds ``params.json`` and any uploaded VOTables (``upload-<name>.xml``);
+the worker writes ``result.<ext>`` (atomically) and ``status.json``, which the job
+runner reads when the process ends. The process can be killed at any time (ABORT,
+EXECUTIONDURATION) without harm to the server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import traceback
+from pathlib import Path
+
+from dpzero.errors import DpzeroUserError
+
+__all__ = ["STATUS_FILE", "run_job"]
+
+STATUS_FILE = "status.json"
+
+
+def _write_status(job_dir: Path, status: dict[str, object]) -> None:
+    tmp = job_dir / (STATUS_FILE + ".tmp")
+    tmp.write_text(json.dumps(status))
+    os.replace(tmp, job_dir / STATUS_FILE)
+
+
+def run_job(job_dir: str, store_path: str, default_maxrec: int, max_upload_rows: int) -> None:
+    """Run the query of the job in ``job_dir`` against the store at ``store_path``."""
+    folder = Path(job_dir)
+    try:
+        from dpzero.tap.engine import TapEngine
+        from dpzero.tap.formats import parse_format, write_result
+        from dpzero.tap.uploads import read_votable_upload
+
+        params = json.loads((folder / "params.json").read_text())
+        uploads = {
+            name: read_votable_upload(
+                name, (folder / f"upload-{name}.xml").read_bytes(), max_upload_rows
+            )
+            for name in params["uploads"]
+        }
+        fmt = parse_format(params["response_format"])
+        maxrec = params["maxrec"] if params["maxrec"] is not None else default_maxrec
+        engine = TapEngine.open(Path(store_path))
+        outcome = engine.execute(params["query"], uploads, maxrec)
+        target = folder / f"result.{fmt.extension}"
+        tmp = folder / f"result.{fmt.extension}.tmp"
+        with tmp.open("wb") as out:
+            for chunk in write_result(
+                fmt,
+                outcome.table.to_batches(max_chunksize=50_000),
+                outcome.table.schema,
+                outcome.columns,
+                infos=[("QUERY", params["query"])],
+                overflow=lambda: outcome.overflow,
+            ):
+                out.write(chunk)
+        os.replace(tmp, target)
+        _write_status(
+            folder,
+            {
+                "rows": outcome.table.num_rows,
+                "overflow": outcome.overflow,
+                "file": target.name,
+                "media_type": fmt.media_type,
+            },
+        )
+    except DpzeroUserError as exc:
+        _write_status(folder, {"error": exc.message})
+    except MemoryError:
+        _write_status(folder, {"error": "the query needs more memory than the service has"})
+    except Exception as exc:  # a bug: keep the trace for the operator, a sentence for the user
+        (folder / "traceback.txt").write_text(traceback.format_exc())
+        _write_status(
+            folder, {"error": f"internal error while running the query ({type(exc).__name__})"}
+        )
