@@ -189,7 +189,12 @@ def legacy(tmp_path_factory: pytest.TempPathFactory) -> LegacyFacts:
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432"
 PG_DATABASE = "dpzero_repo_tests"
-BACKENDS = ("sqlite", "postgresql", "postgresql+s3")
+BACKENDS = (
+    "sqlite",
+    "postgresql",
+    "s3",
+    pytest.param("postgresql+s3", marks=pytest.mark.slow),
+)
 
 
 @pytest.fixture(scope="session")
@@ -220,16 +225,22 @@ def backend_spec(backend: str, root: Path, request: pytest.FixtureRequest) -> It
     if backend == "sqlite":
         yield RepoSpec(str(root))
         return
-    database = request.getfixturevalue("pg_database")
     namespace = f"repo_{uuid.uuid4().hex[:12]}"
+    database = request.getfixturevalue("pg_database") if "postgresql" in backend else None
     datastore = None
     with pytest.MonkeyPatch.context() as mp:
-        if backend == "postgresql+s3":
+        if "s3" in backend:
             server = request.getfixturevalue("s3_server")
             for key, value in server.environment().items():
                 mp.setenv(key, value)
             datastore = f"s3://{server.bucket}/{namespace}/"
         try:
-            yield RepoSpec(str(root), registry=database, namespace=namespace, datastore=datastore)
+            yield RepoSpec(
+                str(root),
+                registry=database,
+                namespace=namespace if database else None,
+                datastore=datastore,
+            )
         finally:
-            drop_namespace(database, namespace)
+            if database:
+                drop_namespace(database, namespace)

@@ -120,7 +120,7 @@ def seaweed_s3(folder: Path, bucket: str = "dpzero", timeout: float = 60.0) -> I
     finally:
         process.send_signal(signal.SIGTERM)
         try:
-            process.wait(timeout=3)
+            process.wait(timeout=1)
         except subprocess.TimeoutExpired:
             os.kill(process.pid, signal.SIGKILL)
             process.wait(timeout=10)

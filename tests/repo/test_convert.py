@@ -48,7 +48,7 @@ def converted(
         yield Converted(spec, first, second, legacy)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def butler(converted: Converted) -> Iterator[Butler]:
     butler = Butler(converted.spec.root, collections=RELEASE_COLLECTION)
     yield butler

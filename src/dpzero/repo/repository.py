@@ -128,7 +128,10 @@ def create_repo(spec: RepoSpec) -> Butler:
     butler = open_repo(spec.root, writeable=True)
     register_instrument(butler)
     register_skymap(butler, tracts=())
+    known = {dt.name for dt in butler.registry.queryDatasetTypes()}
     for dataset_type in DP01_DATASET_TYPES:
+        if dataset_type.name in known:
+            continue
         butler.registry.registerDatasetType(
             DatasetType(
                 dataset_type.name,
