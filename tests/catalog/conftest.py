@@ -38,7 +38,8 @@ def sky_positions(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndar
     """Most rows in a 2°×2° DC2-like field; some straddle RA 0/360; a few near the pole."""
     n_wrap = n // 10
     n_pole = n // 20
-    n_main = n - n_wrap - n_pole
+    n_pair = n // 8
+    n_main = n - n_wrap - n_pole - n_pair
     ra = np.concatenate(
         [
             rng.uniform(55.0, 57.0, n_main),
@@ -53,7 +54,13 @@ def sky_positions(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndar
             rng.uniform(-90.0, -89.5, n_pole),
         ]
     )
-    return ra, dec
+    # Close companions (1-8 arcsec) of main-field rows: pairs for margin tests.
+    host = rng.integers(0, n_main, n_pair)
+    sep = rng.uniform(1.0, 8.0, n_pair) / 3600.0
+    angle = rng.uniform(0.0, 2 * np.pi, n_pair)
+    cra = ra[host] + sep * np.sin(angle) / np.cos(np.radians(dec[host]))
+    cdec = dec[host] + sep * np.cos(angle)
+    return np.concatenate([ra, cra]), np.concatenate([dec, cdec])
 
 
 def make_table(

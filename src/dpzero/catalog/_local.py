@@ -390,9 +390,13 @@ class LocalCatalogStore(CatalogStore):
 
 
 def _configure(con: duckdb.DuckDBPyConnection) -> None:
+    from dpzero.adql import register_adql_functions
+
     # DuckDB 2.0's statistics propagation turns `x < c` TRUE for NaN rows when c lies
     # above a column's max statistic; NaN must compare greater than every number.
     con.execute("SET disabled_optimizers = 'statistics_propagation'")
+    # The geometry macros that translated ADQL calls.
+    register_adql_functions(con)
 
 
 def _sql_str(text: str) -> str:

@@ -20,6 +20,7 @@ __all__ = [
     "Cone",
     "Polygon",
     "Region",
+    "Zone",
     "coverage_ranges",
     "healpix29",
     "overlapping",
@@ -68,7 +69,25 @@ class Polygon:
                 raise InvalidInputError(f"polygon vertex ({ra}, {dec}) is not a sky position")
 
 
-Region = Cone | Polygon
+@dataclass(frozen=True)
+class Zone:
+    """A coordinate box: RA in [ra_min, ra_max] (through 0 when ra_min > ra_max) and Dec in
+    [dec_min, dec_max], degrees."""
+
+    ra_min: float
+    ra_max: float
+    dec_min: float
+    dec_max: float
+
+    def __post_init__(self) -> None:
+        values = (self.ra_min, self.ra_max, self.dec_min, self.dec_max)
+        if not all(math.isfinite(v) for v in values):
+            raise InvalidInputError(f"zone bounds {values} are not finite")
+        if not -90.0 <= self.dec_min <= self.dec_max <= 90.0:
+            raise InvalidInputError(f"zone Dec range [{self.dec_min}, {self.dec_max}] is invalid")
+
+
+Region = Cone | Polygon | Zone
 
 
 def _order_for(size_deg: float) -> int:
@@ -119,6 +138,8 @@ def coverage_ranges(region: Region, *, dilate_deg: float = 0.0) -> np.ndarray:
             radius=radius * u.deg,
             max_depth=order,
         )
+    elif isinstance(region, Zone):
+        return _zone_ranges(region, grow)
     else:
         size = _polygon_size(region)
         if size >= 90.0:
@@ -135,6 +156,66 @@ def coverage_ranges(region: Region, *, dilate_deg: float = 0.0) -> np.ndarray:
         moc = moc.add_neighbours()
     ranges = np.asarray(moc.to_depth29_ranges, dtype=np.int64).reshape(-1, 2)
     return _merge(ranges)
+
+
+def _sep(ra1: np.ndarray, dec1: np.ndarray, ra2: np.ndarray, dec2: np.ndarray) -> np.ndarray:
+    """Great-circle distance in degrees (haversine)."""
+    r1, d1, r2, d2 = (np.radians(x) for x in (ra1, dec1, ra2, dec2))
+    h = np.sin((d2 - d1) / 2) ** 2 + np.cos(d1) * np.cos(d2) * np.sin((r2 - r1) / 2) ** 2
+    return np.degrees(2 * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0))))
+
+
+def _zone_ranges(zone: Zone, grow: float) -> np.ndarray:
+    """Cover a zone with the circumscribed cones of a grid of tiles.
+
+    (mocpy's zone MOC keeps only cells whose centre lies inside, which would miss rows.)
+    """
+    import astropy.units as u
+    from mocpy import MOC
+
+    dec_min = max(-90.0, zone.dec_min - grow)
+    dec_max = min(90.0, zone.dec_max + grow)
+    width = (zone.ra_max - zone.ra_min) % 360.0
+    if zone.ra_max - zone.ra_min >= 360.0 or (width == 0.0 and zone.ra_max != zone.ra_min):
+        width = 360.0
+    widest = max(abs(dec_min), abs(dec_max))
+    ra_grow = grow / max(math.cos(math.radians(min(widest, 89.9))), 1e-3)
+    ra_min = zone.ra_min - ra_grow
+    width = min(360.0, width + 2 * ra_grow)
+    n_ra = max(1, min(16, math.ceil(width / 10.0)))
+    n_dec = max(1, min(16, math.ceil((dec_max - dec_min) / 10.0)))
+    n_ra, n_dec = max(n_ra, 4), max(n_dec, 4)
+    ra_edges = ra_min + width * np.arange(n_ra + 1) / n_ra
+    dec_edges = dec_min + (dec_max - dec_min) * np.arange(n_dec + 1) / n_dec
+    ra0, ra1 = ra_edges[:-1][:, None], ra_edges[1:][:, None]
+    d0, d1 = dec_edges[:-1][None, :], dec_edges[1:][None, :]
+    shape = (n_ra, n_dec)
+    ra0, ra1, d0, d1 = (np.broadcast_to(x, shape).ravel() for x in (ra0, ra1, d0, d1))
+    cra, cdec = (ra0 + ra1) / 2, (d0 + d1) / 2
+    radius = np.zeros(cra.size)
+    for pra, pdec in (
+        (ra0, d0),
+        (ra0, d1),
+        (ra1, d0),
+        (ra1, d1),
+        (cra, d0),
+        (cra, d1),
+        (ra0, cdec),
+        (ra1, cdec),
+    ):
+        radius = np.maximum(radius, _sep(cra, cdec, pra, pdec))
+    radius = radius * 1.01 + _EPSILON_DEG
+    if radius.max() >= 90.0:
+        return ALL_SKY.copy()
+    order = _order_for(float(radius.min()))
+    moc = MOC.from_cones(
+        lon=np.mod(cra, 360.0) * u.deg,
+        lat=cdec * u.deg,
+        radius=radius * u.deg,
+        max_depth=order,
+        union_strategy="large_cones",
+    )
+    return _merge(np.asarray(moc.to_depth29_ranges, dtype=np.int64).reshape(-1, 2))
 
 
 def _ring_order(grow_deg: float) -> int:
