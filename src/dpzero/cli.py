@@ -167,5 +167,82 @@ def adql_check(files: tuple[Path, ...]) -> None:
     sys.exit(1 if any(results) else 0)
 
 
+@main.group()
+def repo() -> None:
+    """Butler repositories: create one, convert a legacy release into one."""
+
+
+def _repo_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option(
+            "--registry",
+            default=None,
+            help="Registry database URL, e.g. postgresql://postgres@127.0.0.1:5432/dp01 "
+            "(default: an SQLite file in the repository).",
+        ),
+        click.option(
+            "--namespace",
+            default=None,
+            help="PostgreSQL schema for the registry tables (several repositories per database).",
+        ),
+        click.option(
+            "--datastore",
+            default=None,
+            help="Datastore root, e.g. s3://bucket/dp01 (default: files in the repository); "
+            "S3 needs S3_ENDPOINT_URL, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@repo.command("create")
+@click.argument("root")
+@_repo_options
+@user_errors
+def repo_create(
+    root: str, registry: str | None, namespace: str | None, datastore: str | None
+) -> None:
+    """Create an empty repository at ROOT with LSSTCam-imSim, the DC2 sky map and DP0.1's
+    dataset types (an existing one is completed, not replaced)."""
+    from dpzero.repo.repository import RepoSpec, create_repo
+
+    spec = RepoSpec(root, registry=registry, namespace=namespace, datastore=datastore)
+    with create_repo(spec):
+        pass
+    click.echo(f"repository ready at {root}")
+
+
+@repo.command("convert")
+@click.argument("legacy", type=click.Path(path_type=Path))
+@click.option("--repo", "root", required=True, help="Repository root (created when absent).")
+@_repo_options
+@click.option(
+    "--transfer",
+    type=click.Choice(["copy", "symlink", "relsymlink", "hardlink", "direct", "move", "auto"]),
+    default="copy",
+    show_default=True,
+    help="How files reach the datastore; 'direct' leaves them in the legacy folder.",
+)
+@user_errors
+def repo_convert(
+    legacy: Path,
+    root: str,
+    registry: str | None,
+    namespace: str | None,
+    datastore: str | None,
+    transfer: str,
+) -> None:
+    """Convert the legacy release in LEGACY into the repository (idempotent: rerun to
+    finish an interrupted conversion)."""
+    from dpzero.repo.convert import convert_legacy
+    from dpzero.repo.repository import RepoSpec
+
+    spec = RepoSpec(root, registry=registry, namespace=namespace, datastore=datastore)
+    report = convert_legacy(legacy, spec, transfer=transfer)
+    click.echo(report.summary())
+
+
 if __name__ == "__main__":
     main()
