@@ -44,6 +44,10 @@ class ColumnInfo:
     datatype: str | None = None
     unit: str | None = None
 
+    def __deepcopy__(self, memo: dict) -> ColumnInfo:
+        # Immutable: trees holding it in node metadata copy fast.
+        return self
+
 
 @dataclass(frozen=True)
 class TableCatalog:
@@ -128,12 +132,32 @@ class _Source:
     match_names: list[tuple[str, bool]]  # (name, quoted) forms a qualifier may take
     columns: tuple[ColumnInfo, ...]
     table: str | None = None  # qualified catalog name, for catalog tables
+    _by_lower: dict[str, list[ColumnInfo]] | None = None
+
+    def find(self, ident: exp.Identifier) -> ColumnInfo | None:
+        """The column an identifier names (exact if delimited, else any case)."""
+        if self._by_lower is None:
+            self._by_lower = {}
+            for info in self.columns:
+                self._by_lower.setdefault(info.name.lower(), []).append(info)
+        for info in self._by_lower.get(ident.this.lower(), []):
+            if _same(ident, info.name):
+                return info
+        return None
 
 
 @dataclass
 class _Scope:
     sources: list[_Source] = field(default_factory=list)
     using: set[str] = field(default_factory=set)
+
+
+def _column(name: str, table: str) -> exp.Column:
+    """A quoted, qualified column node (built directly: sqlglot's helpers copy)."""
+    return exp.Column(
+        this=exp.Identifier(this=name, quoted=True),
+        table=exp.Identifier(this=table, quoted=True),
+    )
 
 
 def _renamed(column: OutputColumn) -> ColumnInfo:
@@ -334,7 +358,7 @@ class _Resolver:
 
     def column(self, node: exp.Column, scopes: list[_Scope], aliases: set[str]) -> None:
         ident = node.this
-        if not isinstance(ident, exp.Identifier):
+        if not isinstance(ident, exp.Identifier) or COLUMN_META in node.meta:
             return
         qualifier = [p for p in (node.args.get("catalog"), node.args.get("db")) if p]
         table = node.args.get("table")
@@ -347,10 +371,9 @@ class _Resolver:
             for source in scope.sources:
                 if qualifier and not self.qualifies(qualifier, source):
                     continue
-                for info in source.columns:
-                    if _same(ident, info.name):
-                        found.append((source, info))
-                        break
+                info = source.find(ident)
+                if info is not None:
+                    found.append((source, info))
             if len(found) > 1 and not qualifier and ident.this.lower() not in scope.using:
                 names = ", ".join(s.table or s.alias for s, _ in found)
                 raise AdqlNameError(
@@ -359,10 +382,7 @@ class _Resolver:
                 )
             if found:
                 source, info = found[0]
-                new = exp.column(
-                    exp.to_identifier(info.name, quoted=True),
-                    table=exp.to_identifier(source.alias, quoted=True),
-                )
+                new = _column(info.name, source.alias)
                 new.meta[COLUMN_META] = info
                 node.replace(new)
                 return
@@ -430,10 +450,7 @@ class _Resolver:
                 continue
             for source in chosen:
                 for info in source.columns:
-                    column = exp.column(
-                        exp.to_identifier(info.name, quoted=True),
-                        table=exp.to_identifier(source.alias, quoted=True),
-                    )
+                    column = _column(info.name, source.alias)
                     column.meta[COLUMN_META] = info
                     expanded.append(column)
         node.set("expressions", expanded)

@@ -18,10 +18,10 @@ everywhere in the query.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import sqlglot
 from sqlglot import exp
 
 from dpzero.adql._errors import AdqlUnsupportedError
@@ -122,11 +122,18 @@ def register_adql_functions(con: object) -> None:
 
 
 def _sql(node: exp.Expression) -> str:
-    return node.sql(dialect="duckdb")
+    return node.sql(dialect="duckdb", copy=False)
 
 
-def _parse(sql: str) -> exp.Expression:
-    return sqlglot.parse_one(sql, read="duckdb")
+_RAW = re.compile(r"__dpzero_raw_(\d+)__")
+
+
+def _double() -> exp.DataType:
+    return exp.DataType(this=exp.DataType.Type.DOUBLE)
+
+
+def _as_double(node: exp.Expression) -> exp.Cast:
+    return exp.Cast(this=node, to=_double())
 
 
 def _number(value: float) -> str:
@@ -179,16 +186,31 @@ class _Geometry:
     def sql(self, i: int) -> str:
         return _sql(self.params[i])
 
-    def as_list(self) -> exp.Expression:
+    def as_list(self) -> str:
+        """The value as DuckDB SQL: a DALI-style DOUBLE[] (point, circle or polygon)."""
         if self.polygon is not None:
             numbers = [_number(x) for v in self.polygon.vertices for x in v]
-            return _parse(f"[{', '.join(numbers)}]::DOUBLE[]")
-        return _parse(f"[{', '.join(self.sql(i) for i in range(len(self.params)))}]::DOUBLE[]")
+        else:
+            numbers = [self.sql(i) for i in range(len(self.params))]
+        return f"CAST([{', '.join(numbers)}] AS DOUBLE[])"
 
 
 class _Translator:
     def __init__(self, nan_as_null: bool) -> None:
         self.nan_as_null = nan_as_null
+        self.raws: list[str] = []
+
+    def raw(self, sql: str) -> exp.Expression:
+        """A placeholder for DuckDB SQL text, put in after generation (no re-parsing)."""
+        self.raws.append(sql)
+        return exp.Var(this=f"__dpzero_raw_{len(self.raws) - 1}__")
+
+    def finish(self, tree: exp.Expression) -> str:
+        """The tree as DuckDB SQL with every placeholder replaced."""
+        sql = _sql(tree)
+        while _RAW.search(sql):
+            sql = _RAW.sub(lambda m: self.raws[int(m.group(1))], sql)
+        return sql
 
     # ---------------------------------------------------------------- walk
     def rewrite(self, node: exp.Expression, geometry_arg: bool = False) -> exp.Expression:
@@ -216,7 +238,7 @@ class _Translator:
             return self.column(node)
         if isinstance(node, exp.Literal) and not node.is_string:
             if any(c in node.this for c in ".eE"):
-                return exp.cast(node, "DOUBLE")
+                return _as_double(node)
             return node
         if isinstance(node, exp.EQ):
             return self.comparison(node)
@@ -231,7 +253,8 @@ class _Translator:
         names = []
         for item in select.expressions:
             name = item.meta.get("dpzero_name")
-            names.append(exp.alias_(item, name, quoted=True) if name else item)
+            alias = exp.Identifier(this=name, quoted=True)
+            names.append(exp.Alias(this=item, alias=alias) if name else item)
         select.set("expressions", names)
 
     def column(self, node: exp.Column) -> exp.Expression:
@@ -239,7 +262,7 @@ class _Translator:
         if not self.nan_as_null or info is None or info.datatype not in _FLOAT_TYPES:
             return node
         in_select_list = isinstance(node.parent, exp.Select) and node.arg_key == "expressions"
-        wrapped = exp.Nullif(this=node, expression=exp.cast(exp.Literal.string("NaN"), "DOUBLE"))
+        wrapped = exp.Nullif(this=node, expression=_as_double(exp.Literal.string("NaN")))
         if in_select_list:
             wrapped.meta["dpzero_name"] = info.name
         return wrapped
@@ -252,10 +275,10 @@ class _Translator:
             text = f"CAST({_sql(node.this)} AS VARCHAR)"
             length = to.expressions[0].this.this if to.expressions else None
             if length is None:
-                return _parse(text)
+                return self.raw(text)
             if to.this == exp.DataType.Type.CHAR:
-                return _parse(f"left(rpad({text}, {length}, ' '), {length})")
-            return _parse(f"left({text}, {length})")
+                return self.raw(f"left(rpad({text}, {length}, ' '), {length})")
+            return self.raw(f"left({text}, {length})")
         return node
 
     # ---------------------------------------------------------------- functions
@@ -267,7 +290,7 @@ class _Translator:
         if name == "MOD":
             return exp.Mod(this=exp.paren(args[0]), expression=exp.paren(args[1]))
         if name == "RAND":
-            return _parse("random()")
+            return self.raw("random()")
         if name == "ROUND":
             return exp.Anonymous(this="round", expressions=args)
         if name == "TRUNCATE":
@@ -294,7 +317,7 @@ class _Translator:
             raise AdqlUnsupportedError(
                 f"IN_UNIT cannot convert {info.name} from {info.unit} to {unit.name}: {exc}"
             ) from exc
-        return _parse(f"({_sql(value)}) * {_number(float(factor))}")
+        return self.raw(f"({_sql(value)}) * {_number(float(factor))}")
 
     # ---------------------------------------------------------------- geometry
     def geometry(self, node: exp.Expression) -> _Geometry:
@@ -368,11 +391,13 @@ class _Translator:
 
     def geometry_function(self, name: str, args: list[exp.Expression]) -> exp.Expression:
         if name in ("POINT", "CIRCLE", "BOX", "POLYGON", "CENTROID"):
-            return self.geometry(exp.Anonymous(this=name, expressions=args)).as_list()
+            return self.raw(self.geometry(exp.Anonymous(this=name, expressions=args)).as_list())
         if name == "REGION":
             raise AdqlUnsupportedError("REGION is not supported: use CIRCLE, BOX or POLYGON")
         if name in ("CONTAINS", "INTERSECTS"):
-            cast = exp.cast(self.predicate(name, args), "INTEGER")
+            cast = exp.Cast(
+                this=self.predicate(name, args), to=exp.DataType(this=exp.DataType.Type.INT)
+            )
             cast.meta["dpzero_predicate"] = True
             return cast
         if name == "DISTANCE":
@@ -381,15 +406,16 @@ class _Translator:
                 args = [*a.params, *b.params]
             values = [_constant(a) for a in args]
             if all(v is not None for v in values):
-                return _parse(_number(float(angular_separation(*values))))  # type: ignore[arg-type]
-            return _parse(f"adql_angdist({', '.join(_sql(a) for a in args)})")
+                separation = float(angular_separation(*values))  # type: ignore[arg-type]
+                return self.raw(_number(separation))
+            return self.raw(f"adql_angdist({', '.join(_sql(a) for a in args)})")
         if name == "AREA":
             geometry = self.geometry(args[0])
             if geometry.polygon is not None:
-                return _parse(_number(geometry.polygon.area))
+                return self.raw(_number(geometry.polygon.area))
             if geometry.kind == "point":
-                return _parse("0.0")
-            return _parse(f"adql_circle_area({geometry.sql(2)})")
+                return self.raw("0.0e0")
+            return self.raw(f"adql_circle_area({geometry.sql(2)})")
         if name in ("COORD1", "COORD2"):
             geometry = self.point(args[0])
             return geometry.params[0 if name == "COORD1" else 1]
@@ -415,8 +441,7 @@ class _Translator:
         if name == "INTERSECTS" and b.kind == "point" and a.kind != "point":
             a, b = b, a
         condition = self.contains(a, b) if name == "CONTAINS" else self.intersects(a, b)
-        result = exp.paren(_parse(condition))
-        return result
+        return exp.Paren(this=self.raw(condition))
 
     def contains(self, a: _Geometry, b: _Geometry) -> str:
         if a.kind == "point" and b.kind == "circle":
@@ -588,5 +613,5 @@ def to_duckdb(
             else:
                 new.set("alias", exp.TableAlias(this=exp.to_identifier(table.name, quoted=True)))
             table.replace(new)
-    tree = _Translator(nan_as_null).rewrite(tree)
-    return _sql(tree)
+    translator = _Translator(nan_as_null)
+    return translator.finish(translator.rewrite(tree))
