@@ -246,7 +246,8 @@ def _dask_client(staging: Path, options: IngestOptions) -> Iterator[Client]:
             processes=False,
             n_workers=1,
             threads_per_worker=options.threads,
-            dashboard_address=None,
+            dashboard_address=":0",
+            scheduler_port=0,
             local_directory=str(staging / "_dask"),
         ) as client,
     ):
