@@ -14,7 +14,7 @@ from dpzero.catalog import IngestOptions, ingest_catalogs
 from dpzero.schema import load_schema
 
 # Small partitions so that a few thousand rows make several of them.
-TINY_OPTIONS = IngestOptions(partition_rows=400, highest_order=8, row_group_rows=50, threads=1)
+TINY_OPTIONS = IngestOptions(partition_rows=600, highest_order=7, row_group_rows=50, threads=1)
 
 
 def _random_column(field: pa.Field, n: int, rng: np.random.Generator) -> pa.Array:
