@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -71,20 +72,73 @@ def _scan_for(
     return scans[0]
 
 
-def adql_plan(store: CatalogStore, text: str) -> QueryPlan:
+def _adql_datatype(arrow_type: pa.DataType) -> str | None:
+    """The ADQL datatype of an in-memory table's column (for NaN handling and units)."""
+    if pa.types.is_float64(arrow_type):
+        return "double"
+    if pa.types.is_floating(arrow_type):
+        return "float"
+    if pa.types.is_int64(arrow_type):
+        return "long"
+    if pa.types.is_integer(arrow_type):
+        return "int"
+    if pa.types.is_boolean(arrow_type):
+        return "boolean"
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return "char"
+    return None
+
+
+def adql_plan(
+    store: CatalogStore, text: str, tables: Mapping[str, pa.Table] | None = None
+) -> QueryPlan:
     """Translate ADQL into a `QueryPlan` with pruning for ``store``.
+
+    Parameters
+    ----------
+    store
+        The store holding the catalog tables.
+    text
+        The ADQL query.
+    tables
+        In-memory tables the query may also read, by qualified ADQL name.
 
     Raises
     ------
     dpzero.adql.AdqlError
         If the query is not valid ADQL or names unknown tables or columns.
     """
-    from dpzero.adql import id_constraints, parse_adql, resolve, search_regions, to_duckdb
+    from dpzero.adql import (
+        ColumnInfo,
+        TableCatalog,
+        id_constraints,
+        parse_adql,
+        resolve,
+        search_regions,
+        to_duckdb,
+    )
 
-    resolved = resolve(parse_adql(text), store_catalog(store))
+    inline = dict(tables or {})
+    extra = TableCatalog(
+        {
+            name: tuple(ColumnInfo(f.name, _adql_datatype(f.type)) for f in table.schema)
+            for name, table in inline.items()
+        }
+    )
+    resolved = resolve(parse_adql(text), store_catalog(store).merged(extra))
+    inline_bindings = {}
+    inline_names = {}
+    inline_lower = {k.lower(): k for k in inline}
+    for i, name in enumerate(resolved.tables):
+        if name.lower() in inline_lower:
+            binding = f"__table_{i}"
+            inline_bindings[binding] = inline[inline_lower[name.lower()]]
+            inline_names[name] = binding
     positions = {}
     keys = {}
     for name in resolved.tables:
+        if name in inline_names:
+            continue
         db, _, table = name.partition(".")
         meta = store.table_metadata(db, table)
         positions[name] = (meta.ra_column, meta.dec_column)
@@ -99,12 +153,15 @@ def adql_plan(store: CatalogStore, text: str) -> QueryPlan:
     scans: dict[str, TableScan] = {}
     names: dict[str, str] = {}
     for i, name in enumerate(resolved.tables):
+        if name in inline_names:
+            continue
         scan = _scan_for(name, aliases.get(name.lower(), []), regions, ids, keys[name])
         if scan is not None:
             binding = f"__scan_{i}"
             scans[binding] = scan
             names[name] = binding
-    return QueryPlan(to_duckdb(resolved, table_names=names), scans)
+    names.update(inline_names)
+    return QueryPlan(to_duckdb(resolved, table_names=names), scans, inline_bindings)
 
 
 def _aliases(resolved: object) -> dict[str, str]:
@@ -121,6 +178,17 @@ def _aliases(resolved: object) -> dict[str, str]:
     return out
 
 
-def run_adql(store: CatalogStore, text: str) -> pa.Table:
-    """Answer an ADQL query on ``store``."""
-    return store.query(adql_plan(store, text))
+def run_adql(
+    store: CatalogStore,
+    text: str,
+    tables: Mapping[str, pa.Table] | None = None,
+    limit: int | None = None,
+) -> pa.Table:
+    """Answer an ADQL query on ``store`` (see `CatalogStore.query_adql`)."""
+    plan = adql_plan(store, text, tables)
+    if limit is not None:
+        # The query's own ORDER BY survives: DuckDB keeps a subquery's order for LIMIT.
+        plan = QueryPlan(
+            f"SELECT * FROM ({plan.sql}) AS __limited LIMIT {int(limit)}", plan.scans, plan.tables
+        )
+    return store.query(plan)

@@ -320,6 +320,8 @@ class LocalCatalogStore(CatalogStore):
             columns = _referenced_columns(query.sql)
             for name, scan in query.scans.items():
                 self._bind(cur, name, scan, columns)
+            for name, table in query.tables.items():
+                cur.register(name, table)
             return _execute(cur, query.sql)
         finally:
             cur.close()
@@ -365,6 +367,8 @@ class LocalCatalogStore(CatalogStore):
                         if name not in fixed:
                             fixed[name] = self._table(scan.table).read(scan, columns)
                         cur.register(name, fixed[name])
+                for name, inline in plan.plan.tables.items():
+                    cur.register(name, inline)
                 results.append(_execute(cur, plan.plan.sql))
             finally:
                 cur.close()

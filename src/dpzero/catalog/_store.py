@@ -99,14 +99,16 @@ class QueryPlan:
     """DuckDB SQL plus the scans it reads.
 
     The SQL names each scan by its binding (a key of ``scans``) as a table; it may also
-    name whole tables as ``<database>.<table>``, which are read in full by DuckDB.
+    name whole tables as ``<database>.<table>``, which are read in full by DuckDB, and
+    the in-memory Arrow ``tables`` (uploads, TAP_SCHEMA) by their bindings.
     """
 
     sql: str
     scans: Mapping[str, TableScan] = field(default_factory=dict)
+    tables: Mapping[str, pa.Table] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in self.scans:
+        for name in [*self.scans, *self.tables]:
             if not name.isidentifier():
                 raise InvalidInputError(f"scan binding {name!r} is not an identifier")
 
@@ -171,8 +173,23 @@ class CatalogStore(ABC):
             If the SQL is invalid or names unknown tables or columns.
         """
 
-    def query_adql(self, text: str) -> pa.Table:
+    def query_adql(
+        self,
+        text: str,
+        tables: Mapping[str, pa.Table] | None = None,
+        limit: int | None = None,
+    ) -> pa.Table:
         """Answer an ADQL query.
+
+        Parameters
+        ----------
+        text
+            The ADQL query.
+        tables
+            Extra in-memory tables the query may read, by qualified ADQL name
+            (``TAP_UPLOAD.mine``, ``tap_schema.tables``).
+        limit
+            Return at most this many rows.
 
         Raises
         ------
@@ -181,4 +198,4 @@ class CatalogStore(ABC):
         """
         from dpzero.catalog._adql import run_adql
 
-        return run_adql(self, text)
+        return run_adql(self, text, tables=tables, limit=limit)
