@@ -1,0 +1,249 @@
+"""Rendering the truth universe onto a pixel grid with GalSim.
+
+Galaxies are a de Vaucouleurs (n = 4) bulge plus an exponential (n = 1) disk with
+the truth's half-light radii, bulge-to-total ratio and per-component ellipticities
+(e = (1 − q)/(1 + q), e1 along the RA/Dec axes), convolved with the PSF; stars and
+supernovae are point sources. Fluxes are the truth's observed fluxes (nJy), with
+variable stars and supernovae taken at the visit's date.
+
+Objects whose whole flux is below a threshold (the caller passes about one sigma of
+the sky noise within the PSF) are drawn as elliptical Gaussians of the same
+half-light size and flux instead of exact Sérsic profiles: they are invisible in any
+single image but still add the right light. Everything else gets the exact profile.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import galsim
+import numpy as np
+import pyarrow as pa
+from numpy.typing import NDArray
+
+from dpzero.sim.images.observing import MJD_END, MJD_START
+
+__all__ = [
+    "SceneObjects",
+    "flux_at",
+    "mean_flux",
+    "render",
+]
+
+_FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+_HLR_TO_SIGMA = 1.0 / math.sqrt(2.0 * math.log(2.0))  # a Gaussian's r½ = 1.1774 σ
+
+SN_RISE_DAYS = 15.0
+"""A supernova brightens linearly from zero over this many days to its peak."""
+
+SN_DECAY_DAYS = 30.0
+"""After its peak a supernova fades exponentially with this e-folding time."""
+
+
+def _sn_light_curve(t: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Fraction of peak flux at ``t`` days after the peak."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        rise = np.clip(1.0 + t / SN_RISE_DAYS, 0.0, 1.0)
+        fall = np.exp(-np.clip(t, 0.0, None) / SN_DECAY_DAYS)
+    out = np.where(t <= 0.0, rise, fall)
+    return np.where(np.isfinite(t), out, 0.0)
+
+
+def flux_at(truth: pa.Table, band: str, mjd: float) -> NDArray[np.float64]:
+    """Observed flux (nJy) of each truth row in a band at a date.
+
+    Variable stars follow ``m(t) = m + A sin(2π (t / P + φ))``; supernovae follow
+    `SN_RISE_DAYS` and `SN_DECAY_DAYS` around ``sn_peak_mjd`` (their catalog flux is
+    the peak flux).
+    """
+    flux = truth.column(f"flux_{band}").to_numpy(zero_copy_only=False).astype(np.float64)
+    variable = truth.column("is_variable").to_numpy(zero_copy_only=False) == 1
+    if variable.any():
+        amp = truth.column("variability_amplitude_mag").to_numpy(zero_copy_only=False)
+        period = truth.column("variability_period_days").to_numpy(zero_copy_only=False)
+        phase = truth.column("variability_phase").to_numpy(zero_copy_only=False)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dm = amp * np.sin(2.0 * np.pi * (mjd / period + phase))
+        flux = np.where(variable & (period > 0), flux * 10.0 ** (-0.4 * dm), flux)
+    sn = truth.column("truth_type").to_numpy(zero_copy_only=False) == 3
+    if sn.any():
+        peak = truth.column("sn_peak_mjd").to_numpy(zero_copy_only=False)
+        flux = np.where(sn, flux * _sn_light_curve(mjd - peak), flux)
+    return flux
+
+
+def mean_flux(truth: pa.Table, band: str) -> NDArray[np.float64]:
+    """Flux (nJy) averaged over the five survey years: what a deep coadd sees.
+
+    Variable stars average to their catalog flux; supernovae to the area under their
+    light curve divided by the survey's length.
+    """
+    flux = truth.column(f"flux_{band}").to_numpy(zero_copy_only=False).astype(np.float64)
+    sn = truth.column("truth_type").to_numpy(zero_copy_only=False) == 3
+    if sn.any():
+        peak = truth.column("sn_peak_mjd").to_numpy(zero_copy_only=False)
+        days = np.linspace(MJD_START, MJD_END, 4097)
+        curve = _sn_light_curve(days[None, :] - peak[sn, None]).mean(axis=1)
+        flux = flux.copy()
+        flux[sn] *= curve
+    return flux
+
+
+@dataclass(frozen=True)
+class SceneObjects:
+    """Objects to draw on one image: positions, fluxes in image units and shapes.
+
+    All arrays have one length. Sizes are half-light radii in arcsec; ellipticities
+    are in the (east, north) frame.
+    """
+
+    x: NDArray[np.float64]
+    y: NDArray[np.float64]
+    flux: NDArray[np.float64]
+    is_point: NDArray[np.bool_]
+    hlr_bulge: NDArray[np.float64]
+    hlr_disk: NDArray[np.float64]
+    bulge_fraction: NDArray[np.float64]
+    e1_bulge: NDArray[np.float64]
+    e2_bulge: NDArray[np.float64]
+    e1_disk: NDArray[np.float64]
+    e2_disk: NDArray[np.float64]
+
+    @classmethod
+    def from_truth(cls, truth: pa.Table, x: NDArray, y: NDArray, flux: NDArray) -> SceneObjects:
+        """Shapes from truth rows, with given pixel positions and fluxes."""
+
+        def col(name: str) -> NDArray[np.float64]:
+            values = truth.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
+            return np.nan_to_num(values)
+
+        point = (truth.column("is_pointsource").to_numpy(zero_copy_only=False) == 1) | (
+            truth.column("truth_type").to_numpy(zero_copy_only=False) != 1
+        )
+        return cls(
+            x=np.asarray(x, dtype=np.float64),
+            y=np.asarray(y, dtype=np.float64),
+            flux=np.asarray(flux, dtype=np.float64),
+            is_point=point,
+            hlr_bulge=col("size_bulge_true"),
+            hlr_disk=col("size_disk_true"),
+            bulge_fraction=np.clip(col("bulge_to_total_ratio_i"), 0.0, 1.0),
+            e1_bulge=col("ellipticity_1_bulge_true"),
+            e2_bulge=col("ellipticity_2_bulge_true"),
+            e1_disk=col("ellipticity_1_disk_true"),
+            e2_disk=col("ellipticity_2_disk_true"),
+        )
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def gaussian_sigma(self, psf_fwhm: float) -> NDArray[np.float64]:
+        """σ (arcsec) of each object's Gaussian stand-in, PSF included."""
+        bulge = (self.hlr_bulge * _HLR_TO_SIGMA) ** 2
+        disk = (self.hlr_disk * _HLR_TO_SIGMA) ** 2
+        size2 = np.where(
+            self.is_point, 0.0, self.bulge_fraction * bulge + (1 - self.bulge_fraction) * disk
+        )
+        return np.sqrt(size2 + (psf_fwhm * _FWHM_TO_SIGMA) ** 2)
+
+
+def _shear(e1: float, e2: float) -> galsim.Shear | None:
+    e = math.hypot(e1, e2)
+    if e < 1e-6:
+        return None
+    e = min(e, 0.95)
+    scale = e / math.hypot(e1, e2)
+    # e = (1 − q)/(1 + q) is GalSim's reduced shear g.
+    return galsim.Shear(g1=e1 * scale, g2=e2 * scale)
+
+
+def _galaxy(obj: SceneObjects, i: int, gsparams: galsim.GSParams) -> galsim.GSObject:
+    parts = []
+    bt = obj.bulge_fraction[i]
+    for frac, n, hlr, e1, e2 in (
+        (bt, 4.0, obj.hlr_bulge[i], obj.e1_bulge[i], obj.e2_bulge[i]),
+        (1.0 - bt, 1.0, obj.hlr_disk[i], obj.e1_disk[i], obj.e2_disk[i]),
+    ):
+        if frac <= 1e-4 or hlr <= 0:
+            continue
+        prof = galsim.Sersic(n=n, half_light_radius=max(hlr, 0.02), flux=frac, gsparams=gsparams)
+        shear = _shear(e1, e2)
+        parts.append(prof.shear(shear) if shear is not None else prof)
+    if not parts:
+        return galsim.DeltaFunction(flux=1.0, gsparams=gsparams)
+    return parts[0] if len(parts) == 1 else galsim.Add(parts, gsparams=gsparams)
+
+
+def render(
+    objects: SceneObjects,
+    shape: tuple[int, int],
+    psf: galsim.GSObject,
+    jacobian: tuple[float, float, float, float],
+    exact_above: float,
+) -> NDArray[np.float64]:
+    """Noise-free image of a set of objects.
+
+    Parameters
+    ----------
+    objects
+        Objects with 0-based pixel positions (``x`` column, ``y`` row) and fluxes in
+        the image's units.
+    shape
+        ``(rows, columns)`` of the image.
+    psf
+        Point-spread function in sky coordinates (arcsec), flux 1.
+    jacobian
+        ``(dudx, dudy, dvdx, dvdy)``: arcsec east and north per pixel step.
+    exact_above
+        Objects with flux above this get the exact profile, the others a Gaussian.
+
+    Returns
+    -------
+    numpy.ndarray
+        The image (float64).
+    """
+    image = galsim.ImageD(shape[1], shape[0], xmin=0, ymin=0)
+    wcs = galsim.JacobianWCS(*jacobian)
+    gsparams = galsim.GSParams(folding_threshold=1e-2, maxk_threshold=2e-3)
+    psf_fwhm = _psf_fwhm(psf)
+    sigma = objects.gaussian_sigma(psf_fwhm)
+    pixel_scale = math.sqrt(abs(jacobian[0] * jacobian[3] - jacobian[1] * jacobian[2]))
+    pixel_box = pixel_scale / math.sqrt(12.0)  # the pixel's own σ, folded into the Gaussian
+    margin = 64
+    for i in range(len(objects)):
+        flux = objects.flux[i]
+        x, y = objects.x[i], objects.y[i]
+        if not (flux > 0) or not (-margin < x < shape[1] + margin):
+            continue
+        if not (-margin < y < shape[0] + margin):
+            continue
+        pos = galsim.PositionD(x, y)
+        if flux > exact_above:
+            if objects.is_point[i]:
+                prof = psf.withFlux(flux)
+            else:
+                prof = galsim.Convolve(_galaxy(objects, i, gsparams), psf, gsparams=gsparams)
+                prof = prof.withFlux(flux)
+            stamp = prof.drawImage(wcs=wcs, center=pos)
+        else:
+            half = int(min(20, max(3, math.ceil(4 * sigma[i] / pixel_scale))))
+            prof = galsim.Gaussian(sigma=float(math.hypot(sigma[i], pixel_box)), flux=flux)
+            if not objects.is_point[i]:
+                shear = _shear(objects.e1_disk[i], objects.e2_disk[i])
+                if shear is not None:
+                    prof = prof.shear(shear)
+            stamp = prof.drawImage(
+                wcs=wcs, center=pos, nx=2 * half + 1, ny=2 * half + 1, method="no_pixel"
+            )
+        overlap = stamp.bounds & image.bounds
+        if overlap.isDefined():
+            image[overlap] += stamp[overlap]
+    return image.array
+
+
+def _psf_fwhm(psf: galsim.GSObject) -> float:
+    try:
+        return float(psf.calculateFWHM(scale=0.05, size=256))
+    except Exception:
+        return 0.8
