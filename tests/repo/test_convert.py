@@ -31,7 +31,7 @@ from .conftest import BACKENDS, LegacyFacts, backend_spec
 class Converted:
     spec: RepoSpec
     first: ConvertReport
-    second: ConvertReport
+    second: ConvertReport | None
     legacy: LegacyFacts
 
 
@@ -44,7 +44,8 @@ def converted(
     root = tmp_path_factory.mktemp(f"repo-{request.param.replace('+', '-')}")
     with backend_spec(request.param, root, request) as spec:
         first = convert_legacy(legacy.root, spec)
-        second = convert_legacy(legacy.root, spec)
+        # Idempotence is a registry matter: checked on both registries, not again on S3.
+        second = convert_legacy(legacy.root, spec) if request.param != "s3" else None
         yield Converted(spec, first, second, legacy)
 
 
@@ -76,9 +77,10 @@ def test_report_and_idempotence(converted: Converted) -> None:
     assert first.visits == 2
     assert converted.legacy.tract in first.tracts
     assert first.ignored == ("README.txt",)
-    assert sum(second.ingested.values()) == 0
-    assert second.already_present == sum(first.ingested.values())
     assert "24 datasets ingested" in first.summary()
+    if second is not None:
+        assert sum(second.ingested.values()) == 0
+        assert second.already_present == sum(first.ingested.values())
 
 
 def test_collections(converted: Converted, butler: Butler) -> None:
