@@ -448,3 +448,31 @@ def test_unsupported_or_invalid_geometry_is_a_user_error(catalog, text, error) -
     with pytest.raises(error) as info:
         to_duckdb(resolve(parse_adql(text), catalog))
     assert info.value.status_code == 400
+
+
+def test_nan_and_null_positions_are_in_no_region_and_outside_none(catalog) -> None:
+    connection = duckdb.connect()
+    register_adql_functions(connection)
+    nan = float("nan")
+    table = pa.table(
+        {
+            "objectId": np.arange(6),
+            "ra": pa.array([62.0, nan, 62.0, None, 10.0, 62.01]),
+            "dec": pa.array([-37.0, -37.0, nan, -37.0, 10.0, None]),
+        }
+    )
+    connection.register("positions", table)
+
+    def found(where: str) -> set[int]:
+        sql = to_duckdb(
+            resolve(parse_adql(f"SELECT objectId FROM dp.obj WHERE {where}"), catalog),
+            table_names={"dp.obj": "positions"},
+        )
+        return {r[0] for r in connection.sql(sql).fetchall()}
+
+    for region in ("CIRCLE('ICRS', 62, -37, 1)", "POLYGON('ICRS', 60, -38, 64, -38, 62, -35)"):
+        assert found(f"CONTAINS(POINT('ICRS', ra, dec), {region}) = 1") == {0}
+        assert found(f"CONTAINS(POINT('ICRS', ra, dec), {region}) = 0") == {4}
+        assert found(f"NOT (CONTAINS(POINT('ICRS', ra, dec), {region}) = 1)") == {4}
+    assert found("DISTANCE(POINT(ra, dec), POINT(62, -37)) < 1") == {0}
+    assert found("DISTANCE(POINT(ra, dec), POINT(62, -37)) >= 1") == {4}

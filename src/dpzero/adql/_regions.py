@@ -138,7 +138,7 @@ def _positions(
 def _sky_terms(
     select: exp.Select, tables: list[_Table]
 ) -> Iterator[tuple[_Table, str, str, Circle | Polygon | RaDecRange]]:
-    translator = _Translator(nan_as_null=False)
+    translator = _Translator(nan_as_null=False, resolved=False)
     ranges: dict[tuple[str, str], list[float]] = {}
     for term in _conjuncts(select.args.get("where")):
         func = _true_predicate(term)

@@ -22,6 +22,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy as np
 from sqlglot import exp
 
 from dpzero.adql._errors import AdqlUnsupportedError
@@ -196,9 +197,13 @@ class _Geometry:
 
 
 class _Translator:
-    def __init__(self, nan_as_null: bool) -> None:
+    def __init__(self, nan_as_null: bool, resolved: bool) -> None:
         self.nan_as_null = nan_as_null
         self.raws: list[str] = []
+        self.fast = False  # generating a condition used only where it must be true
+        # alias → {SQL: column name} of values computed once per row (`per_row`);
+        # None when the query was not resolved (its aliases may not be unique).
+        self.computed: dict[str, dict[str, str]] | None = {} if resolved else None
 
     def raw(self, sql: str) -> exp.Expression:
         """A placeholder for DuckDB SQL text, put in after generation (no re-parsing)."""
@@ -395,10 +400,9 @@ class _Translator:
         if name == "REGION":
             raise AdqlUnsupportedError("REGION is not supported: use CIRCLE, BOX or POLYGON")
         if name in ("CONTAINS", "INTERSECTS"):
-            cast = exp.Cast(
-                this=self.predicate(name, args), to=exp.DataType(this=exp.DataType.Type.INT)
-            )
-            cast.meta["dpzero_predicate"] = True
+            exact, when_true = self.predicate(name, args)
+            cast = exp.Cast(this=exact, to=exp.DataType(this=exp.DataType.Type.INT))
+            cast.meta["dpzero_predicate"] = when_true
             return cast
         if name == "DISTANCE":
             if len(args) == 2:
@@ -430,18 +434,33 @@ class _Translator:
             if (
                 isinstance(func, exp.Cast)
                 and isinstance(inner, exp.Paren)
-                and func.meta.get("dpzero_predicate")
+                and func.meta.get("dpzero_predicate") is not None
                 and _constant(other) in (0.0, 1.0)
             ):
-                return inner if _constant(other) == 1.0 else exp.Not(this=inner)
+                if _constant(other) == 0.0:
+                    return exp.Not(this=inner)
+                negations, parent = 0, node.parent
+                while parent is not None:
+                    negations += isinstance(parent, exp.Not)
+                    parent = parent.parent
+                return inner if negations % 2 else func.meta["dpzero_predicate"]
         return node
 
-    def predicate(self, name: str, args: list[exp.Expression]) -> exp.Expression:
+    def predicate(
+        self, name: str, args: list[exp.Expression]
+    ) -> tuple[exp.Expression, exp.Expression]:
+        """The relation as a condition with SQL's NULL semantics, and a faster one
+        good only where the relation must be true (``CONTAINS(...) = 1``)."""
         a, b = self.geometry(args[0]), self.geometry(args[1])
         if name == "INTERSECTS" and b.kind == "point" and a.kind != "point":
             a, b = b, a
-        condition = self.contains(a, b) if name == "CONTAINS" else self.intersects(a, b)
-        return exp.Paren(this=self.raw(condition))
+        relation = self.contains if name == "CONTAINS" else self.intersects
+        conditions = []
+        for fast in (False, True):
+            self.fast = fast
+            conditions.append(exp.Paren(this=self.raw(relation(a, b))))
+        self.fast = False
+        return conditions[0], conditions[1]
 
     def contains(self, a: _Geometry, b: _Geometry) -> str:
         if a.kind == "point" and b.kind == "circle":
@@ -487,11 +506,16 @@ class _Translator:
         return "TRUE" if result else "FALSE"
 
     def point_in_circle(self, p: _Geometry, c: _Geometry) -> str:
-        ra, dec = p.sql(0), p.sql(1)
         circle = c.circle()
         if circle is not None:
             if circle.radius >= 180:
-                return f"{dec} IS NOT NULL AND {ra} IS NOT NULL"
+                return f"{p.sql(1)} IS NOT NULL AND {p.sql(0)} IS NOT NULL"
+            ra, dec = p.sql(0), p.sql(1)
+            if self.fast:
+                # Read without NaN-as-NULL, which is faster and safe where the condition
+                # must be true: NaN in the haversine term makes it false, whatever the
+                # declination prefilter (and DuckDB's statistics) said.
+                ra, dec = (_sql(q.this if isinstance(q, exp.Nullif) else q) for q in p.params)
             low, high = circle.dec_range()
             limit = math.sin(math.radians(circle.radius) / 2) ** 2
             return (
@@ -499,6 +523,7 @@ class _Translator:
                 f"adql_hav({ra}, {dec}, {_number(circle.ra)}, {_number(circle.dec)})"
                 f" <= {_number(limit)}"
             )
+        ra, dec = p.sql(0), p.sql(1)
         ra0, dec0, r = c.sql(0), c.sql(1), c.sql(2)
         return (
             f"{dec} BETWEEN ({dec0}) - ({r}) AND ({dec0}) + ({r}) AND "
@@ -506,24 +531,67 @@ class _Translator:
             f" <= pow(sin(radians(least({r}, 180.0)) / 2), 2)"
         )
 
-    def point_in_polygon(self, p: _Geometry, polygon: Polygon) -> str:
+    def point_alias(self, p: _Geometry) -> str | None:
+        """The alias of the table whose two columns the point is, in a resolved query."""
+        if self.computed is None:
+            return None
+        tables = set()
+        for param in p.params:
+            column = param.this if isinstance(param, exp.Nullif) else param
+            if not isinstance(column, exp.Column) or not column.table:
+                return None
+            tables.add(column.table)
+        return tables.pop() if len(tables) == 1 else None
+
+    def per_row(self, p: _Geometry, expressions: list[str]) -> list[str]:
+        """SQL for expressions of the point's unit vector (``{x}``, ``{y}``, ``{z}``),
+        as columns computed once per row when possible (DuckDB evaluates a filter's
+        repeated terms again), else inline."""
         ra, dec = p.sql(0), p.sql(1)
-        x, y, z = (f"adql_{c}({ra}, {dec})" for c in "xyz")
+        alias = self.point_alias(p)
+        if alias is None or self.computed is None:
+            xyz = {c: f"adql_{c}({ra}, {dec})" for c in "xyz"}
+            return [e.format(**xyz) for e in expressions]
+        prefix = f'"{alias}".'
+        xyz = {c: f"adql_{c}({ra.replace(prefix, '')}, {dec.replace(prefix, '')})" for c in "xyz"}
+        columns = self.computed.setdefault(alias, {})
+        out = []
+        for expression in expressions:
+            sql = expression.format(**xyz)
+            name = columns.setdefault(sql, f"__dpzero_{len(columns)}")
+            out.append(f'{prefix}"{name}"')
+        return out
+
+    def add_computed_columns(self, tree: exp.Expression) -> None:
+        """Read the tables `per_row` needs through a projection adding its columns."""
+        for table in list(tree.find_all(exp.Table)):
+            alias = table.alias
+            if not self.computed or alias not in self.computed:
+                continue
+            source = table.copy()
+            source.set("alias", None)
+            columns = ", ".join(f"{sql} AS {name}" for sql, name in self.computed[alias].items())
+            table.replace(self.raw(f'(SELECT *, {columns} FROM {_sql(source)}) AS "{alias}"'))
+
+    def point_in_polygon(self, p: _Geometry, polygon: Polygon) -> str:
+        dec = p.sql(1)
         low, high = polygon.dec_range()
         terms = [f"{dec} BETWEEN {_number(low)} AND {_number(high)}"]
+
+        def dot(v: np.ndarray) -> str:
+            return f"({_number(v[0])} * {{x}} + {_number(v[1])} * {{y}} + {_number(v[2])} * {{z}})"
+
         if polygon.is_convex:
+            x, y, z = self.per_row(p, ["{x}", "{y}", "{z}"])
             for n in polygon.edge_normals:
                 terms.append(
                     f"{_number(n[0])} * {x} + {_number(n[1])} * {y} + {_number(n[2])} * {z} >= 0"
                 )
             return " AND ".join(terms)
         centre, e1, e2, xy = polygon.gnomonic
-
-        def dot(v: object) -> str:
-            return f"({_number(v[0])} * {x} + {_number(v[1])} * {y} + {_number(v[2])} * {z})"  # type: ignore[index]
-
-        w = dot(centre)
-        px, py = f"({dot(e1)} / {w})", f"({dot(e2)} / {w})"
+        w, px, py = self.per_row(
+            p, [dot(centre), f"{dot(e1)} / {dot(centre)}", f"{dot(e2)} / {dot(centre)}"]
+        )
         crossings = []
         for i in range(len(xy)):
             (x1, y1), (x2, y2) = xy[i], xy[(i + 1) % len(xy)]
@@ -613,5 +681,7 @@ def to_duckdb(
             else:
                 new.set("alias", exp.TableAlias(this=exp.to_identifier(table.name, quoted=True)))
             table.replace(new)
-    translator = _Translator(nan_as_null)
-    return translator.finish(translator.rewrite(tree))
+    translator = _Translator(nan_as_null, resolved=isinstance(query, ResolvedQuery))
+    tree = translator.rewrite(tree)
+    translator.add_computed_columns(tree)
+    return translator.finish(tree)
