@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dpzero.sim.images.layout import DATASET_TYPES, LegacyLayout
+from dpzero.sim.images.layout import DATASET_TYPES, MANIFEST, MAPPER, LegacyLayout
 
 __all__ = ["LegacyFile", "scan_legacy"]
 
@@ -59,8 +59,8 @@ def scan_legacy(root: Path) -> tuple[list[LegacyFile], list[Path], list[Path]]:
     -------
     files, skipped, ignored
         Dataset files (by dataset type, then path); files of the layout that are not
-        ingested (the sky map, registered from its definition instead); files no rule
-        matched.
+        ingested (the sky map, registered from its definition instead, and the
+        release's ``_mapper`` and manifest); files no rule matched.
     """
     files: list[LegacyFile] = []
     skipped: list[Path] = []
@@ -74,6 +74,7 @@ def scan_legacy(root: Path) -> tuple[list[LegacyFile], list[Path], list[Path]]:
                     continue
                 fields = tuple(sorted(data_id.items()))
                 files.append(LegacyFile(path.resolve(), name, fields, rerun))
+    skipped.extend(p for p in (root / MAPPER, root / MANIFEST) if p.is_file())
     claimed = {f.path for f in files} | {p.resolve() for p in skipped}
     ignored = sorted(p for p in root.rglob("*") if p.is_file() and p.resolve() not in claimed)
     return files, skipped, ignored
