@@ -73,6 +73,46 @@ def sim_catalogs(size: str, seed: int, out: Path, jobs: int, quiet: bool) -> Non
     click.echo(manifest.summary())
 
 
+@sim.command("images")
+@click.option(
+    "--size",
+    type=click.Choice(["tiny", "small", "medium"]),
+    required=True,
+    help="tiny: 9 detectors of 512² px, one visit per band (seconds); small: a full "
+    "patch in six bands (minutes); medium: full-size detectors.",
+)
+@click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same bytes.")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Output folder (the legacy layout); must not exist or be empty.",
+)
+@click.option("--band", "bands", multiple=True, help="Only this band (repeatable).")
+@click.option(
+    "--detector", "detectors", type=int, multiple=True, help="Only this detector (repeatable)."
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@user_errors
+def sim_images(
+    size: str, seed: int, out: Path, bands: tuple[str, ...], detectors: tuple[int, ...],
+    quiet: bool,
+) -> None:  # fmt: skip
+    """Render raws, calibrations and the processed release in the legacy layout."""
+    from dpzero.sim.images import simulate_images
+
+    manifest = simulate_images(
+        size=size,
+        seed=seed,
+        out=out,
+        progress=not quiet,
+        bands=bands or None,
+        detectors=detectors or None,
+    )
+    click.echo(manifest.summary())
+
+
 @sim.command("plots")
 @click.argument("survey", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), default=Path("docs/sim"), show_default=True)
@@ -144,6 +184,91 @@ def demo(data: Path, size: str, seed: int) -> None:
         "The catalog store and the TAP service are not part of this version yet; "
         f"the simulated survey's Parquet files are in {catalogs}."
     )
+
+
+@main.group()
+def catalog() -> None:
+    """Build and query the catalog store."""
+
+
+@catalog.command("ingest")
+@click.argument("source", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--store", type=click.Path(path_type=Path), required=True, help="Catalog store folder."
+)
+@click.option("--database", default=None, help="Database name [default: the schema's name].")
+@click.option(
+    "--partition-rows",
+    type=click.IntRange(min=1),
+    default=100_000,
+    show_default=True,
+    help="Target maximum rows per HEALPix partition.",
+)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@user_errors
+def catalog_ingest(
+    source: Path, store: Path, database: str | None, partition_rows: int, quiet: bool
+) -> None:
+    """Validate the catalogs in SOURCE and publish them in the store, all or nothing."""
+    from dpzero.catalog import IngestOptions, ingest_catalogs
+
+    report = ingest_catalogs(
+        source,
+        store,
+        database=database,
+        options=IngestOptions(partition_rows=partition_rows),
+        progress=not quiet,
+    )
+    click.echo(report.summary())
+
+
+@catalog.command("query")
+@click.argument("adql")
+@click.option(
+    "--store",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Catalog store folder.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "csv", "votable", "parquet"]),
+    default=None,
+    help="Output format [default: text on a terminal, else CSV].",
+)
+@click.option(
+    "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here, not stdout."
+)
+@user_errors
+def catalog_query(adql: str, store: Path, fmt: str | None, output: Path | None) -> None:
+    """Answer the ADQL query ADQL on the store."""
+    from dpzero.catalog import describe_columns, format_text, open_store
+
+    catalogs = open_store(store)
+    table = catalogs.query_adql(adql)
+    if fmt is None:
+        fmt = "text" if output is None and sys.stdout.isatty() else "csv"
+    if fmt == "text":
+        text = format_text(table) + "\n"
+        if output is None:
+            click.echo(text, nl=False)
+        else:
+            output.write_text(text)
+        return
+    from dpzero.tap.formats import columns_for_schema, parse_format, write_result
+
+    columns = columns_for_schema(table.schema, describe_columns(catalogs, table.schema))
+    chunks = write_result(parse_format(fmt), table.to_batches(), table.schema, columns)
+    if output is None:
+        out = click.get_binary_stream("stdout")
+        for chunk in chunks:
+            out.write(chunk)
+        out.flush()
+    else:
+        with open(output, "wb") as fh:
+            for chunk in chunks:
+                fh.write(chunk)
 
 
 @main.group()

@@ -7,7 +7,8 @@ from dpzero.catalog._errors import CatalogInputError, StoreBusyError, UnknownTab
 from dpzero.catalog._ingest import IngestOptions, IngestReport, ingest_catalogs
 from dpzero.catalog._layout import StoreManifest, TableEntry, read_manifest
 from dpzero.catalog._local import LocalCatalogStore, open_store
-from dpzero.catalog._pruning import Cone, Polygon, Region
+from dpzero.catalog._output import describe_columns, format_text
+from dpzero.catalog._pruning import Cone, Polygon, Region, Zone
 from dpzero.catalog._store import (
     CatalogStore,
     ColumnMetadata,
@@ -35,6 +36,9 @@ __all__ = [
     "TableMetadata",
     "TableScan",
     "UnknownTableError",
+    "Zone",
+    "describe_columns",
+    "format_text",
     "ingest_catalogs",
     "open_store",
     "read_manifest",

@@ -60,7 +60,7 @@ class IngestOptions:
     """
 
     partition_rows: int = 100_000
-    highest_order: int = 10
+    highest_order: int = 8
     row_group_rows: int = 2_000
     margin_arcsec: float = MARGIN_ARCSEC
     chunk_rows: int = 200_000
