@@ -16,6 +16,8 @@ Deliberate choices where the standard leaves room:
   where no keyword can stand; a bare reserved word as a name is an error.
 - Joins other than NATURAL need ON or USING (as in the IVOA validation queries).
 - CASE (simple and searched) is accepted, as most TAP services do.
+- ``*`` may stand next to other select items (``SELECT 'tag', * FROM ...``), as the
+  DP0.1 service and the IVOA validation set's ObsCore samples allow.
 - User-defined functions are the ``scisql_*`` functions dpzero implements.
 """
 
@@ -279,13 +281,13 @@ class _Recogniser:
             self.search_condition()
 
     def select_list(self) -> None:
-        if self.accept_op("*"):
-            return
         self.select_item()
         while self.accept_op(","):
             self.select_item()
 
     def select_item(self) -> None:
+        if self.accept_op("*"):
+            return
         if self.attempt(self.qualified_star) is not None:
             return
         self.value_expression()

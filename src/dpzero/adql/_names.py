@@ -160,6 +160,12 @@ def _column(name: str, table: str) -> exp.Column:
     )
 
 
+def _is_named(item: exp.Expression) -> bool:
+    return isinstance(item, exp.Alias) or (
+        isinstance(item, exp.Column) and isinstance(item.this, exp.Identifier)
+    )
+
+
 def _renamed(column: OutputColumn) -> ColumnInfo:
     """A derived table's column: its output name, with what is known of its source."""
     source = column.source
@@ -255,16 +261,38 @@ class _Resolver:
         for join in node.args.get("joins") or []:
             if join.args.get("on") is not None:
                 self.walk(join.args["on"], [scope, *outer], ctes, set())
+        self.name_expressions(node)
         return [self.output(e) for e in node.expressions]
+
+    def name_expressions(self, node: exp.Select) -> None:
+        """Give every unnamed select item a name: its function's, or ``colN``."""
+        taken = {e.alias_or_name.lower() for e in node.expressions if _is_named(e)}
+        named = []
+        for position, item in enumerate(node.expressions, start=1):
+            if _is_named(item):
+                named.append(item)
+                continue
+            if isinstance(item, exp.Anonymous):
+                base = item.name.lower()
+            elif isinstance(item, exp.Func):
+                base = item.key.lower()
+            else:
+                base = f"col{position}"
+            name, n = base, 1
+            while name.lower() in taken:
+                n += 1
+                name = f"{base}_{n}"
+            taken.add(name.lower())
+            named.append(exp.Alias(this=item, alias=exp.Identifier(this=name, quoted=True)))
+        node.set("expressions", named)
 
     def output(self, expression: exp.Expression) -> OutputColumn:
         if isinstance(expression, exp.Alias):
             inner = expression.this
             source = inner.meta.get(COLUMN_META) if isinstance(inner, exp.Column) else None
             return OutputColumn(expression.alias, source)
-        if isinstance(expression, exp.Column):
-            return OutputColumn(expression.name, expression.meta.get(COLUMN_META))
-        return OutputColumn(expression.sql(), None)
+        assert isinstance(expression, exp.Column)
+        return OutputColumn(expression.name, expression.meta.get(COLUMN_META))
 
     # ---------------------------------------------------------------- FROM
     def source(
