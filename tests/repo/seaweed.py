@@ -112,7 +112,13 @@ def seaweed_s3(folder: Path, bucket: str = "dpzero", timeout: float = 60.0) -> I
             try:
                 client.create_bucket(Bucket=bucket)
                 break
-            except (ClientError, BotoCoreError) as exc:
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "BucketAlreadyOwnedByYou":
+                    break  # an earlier attempt went through after all
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"weed server did not come up: {exc}") from exc
+                time.sleep(0.5)
+            except BotoCoreError as exc:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"weed server did not come up: {exc}") from exc
                 time.sleep(0.5)

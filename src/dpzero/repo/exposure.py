@@ -497,7 +497,9 @@ def read_exposure(
         rows, cols = box.slices_within(full)
 
         def plane(name: str, dtype: type) -> NDArray:
-            return np.asarray(hdul[name].section[rows, cols]).astype(dtype, copy=False)
+            # Whole rows are one contiguous read (one request on S3), then cut columns.
+            band = np.asarray(hdul[name].section[rows, :])
+            return band[:, cols].astype(dtype)
 
         def wcs() -> WCS | None:
             return _read_wcs(image_hdu.header, rows, cols)
