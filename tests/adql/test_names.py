@@ -58,6 +58,8 @@ def test_unknown_table_names_closest(catalog: TableCatalog) -> None:
     with pytest.raises(AdqlNameError) as info:
         resolve(parse_adql("SELECT ra FROM dp01_dc2_catalogs.objects"), catalog)
     assert info.value.name == "dp01_dc2_catalogs.objects"
+    assert (info.value.line, info.value.column) == (1, 16)
+    assert info.value.message.startswith("line 1, column 16: table dp01_dc2_catalogs.objects")
     assert info.value.suggestions[0] == "dp01_dc2_catalogs.object"
     assert "did you mean dp01_dc2_catalogs.object" in info.value.message
     assert info.value.code == "adql_name"
@@ -70,8 +72,9 @@ def test_unqualified_table_suggests_the_schema(catalog: TableCatalog) -> None:
 
 def test_unknown_column_names_closest(catalog: TableCatalog) -> None:
     with pytest.raises(AdqlNameError) as info:
-        resolve(parse_adql("SELECT mag_i_cmodle FROM dp01_dc2_catalogs.object"), catalog)
+        resolve(parse_adql("SELECT ra,\n  mag_i_cmodle FROM dp01_dc2_catalogs.object"), catalog)
     assert info.value.suggestions[0] == "mag_i_cModel"
+    assert (info.value.line, info.value.column) == (2, 3)
     assert "column mag_i_cmodle not found in dp01_dc2_catalogs.object" in info.value.message
 
 

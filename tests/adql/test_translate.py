@@ -244,7 +244,9 @@ def test_constant_geometry_functions(con, catalog) -> None:
         "CIRCLE('ICRS', 1, 2, 3), COORDSYS(POINT('ICRS', 1, 2)), "
         "CONTAINS(CIRCLE('ICRS', 0, 0, 1), CIRCLE('ICRS', 0, 0, 2)), "
         "INTERSECTS(CIRCLE('ICRS', 0, 0, 1), POLYGON('ICRS', 1.5, -1, 3, -1, 3, 1, 1.5, 1)), "
-        "INTERSECTS(CIRCLE('ICRS', 0, 0, 2), POLYGON('ICRS', 1.5, -1, 3, -1, 3, 1, 1.5, 1)) "
+        "INTERSECTS(CIRCLE('ICRS', 0, 0, 2), POLYGON('ICRS', 1.5, -1, 3, -1, 3, 1, 1.5, 1)), "
+        "CONTAINS(CIRCLE('ICRS', 0, 0, 1), POINT('ICRS', 0, 0)), "
+        "CONTAINS(CIRCLE('ICRS', 0, 0, 0), POINT('ICRS', 0, 0)) "
         "FROM dp.obj",
     )
     sq_deg = (180 / math.pi) ** 2
@@ -252,7 +254,7 @@ def test_constant_geometry_functions(con, catalog) -> None:
     assert row[1] == pytest.approx(4 * math.pi / 8 * sq_deg)
     assert row[2:5] == (10, 6, pytest.approx(90.0))
     assert row[5] == [1.5, 2.5] and row[6] == [1.0, 2.0, 3.0]
-    assert row[7:] == ("ICRS", 1, 0, 1)
+    assert row[7:] == ("ICRS", 1, 0, 1, 0, 1)
 
 
 # ------------------------------------------------------------------ NaN and NULL

@@ -50,10 +50,25 @@ class AdqlNameError(AdqlError):
 
     code = "adql_name"
 
-    def __init__(self, message: str, name: str, suggestions: tuple[str, ...] = ()) -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str,
+        name: str,
+        suggestions: tuple[str, ...] = (),
+        line: int | None = None,
+        column: int | None = None,
+    ) -> None:
+        where = f"line {line}, column {column}: " if line is not None else ""
+        super().__init__(where + message)
+        self.detail = message
         self.name = name
         self.suggestions = suggestions
+        self.line = line
+        self.column = column
+
+    def located(self, line: int, column: int) -> AdqlNameError:
+        """The same error, placed at a line and column of the query."""
+        return AdqlNameError(self.detail, self.name, self.suggestions, line, column)
 
 
 class AdqlUnsupportedError(AdqlError):

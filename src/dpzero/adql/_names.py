@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from sqlglot import exp
 
 from dpzero.adql._errors import AdqlNameError
+from dpzero.adql._lexer import tokenize
 from dpzero.adql._parse import AdqlQuery
 
 __all__ = ["ColumnInfo", "OutputColumn", "ResolvedQuery", "TableCatalog", "resolve"]
@@ -484,6 +485,30 @@ class _Resolver:
         node.set("expressions", expanded)
 
 
+def _locate(text: str, name: str) -> tuple[int, int] | None:
+    """Line and column of the first place the query writes a (dotted) name."""
+    parts = name.split(".")
+    tokens = tokenize(text)
+    for i, tok in enumerate(tokens):
+        j, matched = i, True
+        for k, part in enumerate(parts):
+            if k and not tokens[j].is_op("."):
+                matched = False
+                break
+            j += 1 if k else 0
+            word = tokens[j]
+            if not (
+                (word.kind == "word" and word.text.lower() == part.lower())
+                or (word.kind == "qident" and word.value == part)
+            ):
+                matched = False
+                break
+            j += 1
+        if matched:
+            return tok.line, tok.column
+    return None
+
+
 def resolve(query: AdqlQuery, catalog: TableCatalog) -> ResolvedQuery:
     """Check the query's tables and columns against ``catalog`` and qualify them.
 
@@ -507,7 +532,13 @@ def resolve(query: AdqlQuery, catalog: TableCatalog) -> ResolvedQuery:
     """
     tree = query.tree.copy()
     resolver = _Resolver(catalog)
-    columns = resolver.query(tree, [], {})
+    try:
+        columns = resolver.query(tree, [], {})
+    except AdqlNameError as exc:
+        position = _locate(query.text, exc.name)
+        if position is None:
+            raise
+        raise exc.located(*position) from None
     return ResolvedQuery(
         query=AdqlQuery(text=query.text, tree=tree),
         tables=tuple(resolver.tables_used),

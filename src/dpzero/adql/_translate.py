@@ -474,6 +474,10 @@ class _Translator:
                 f"adql_angdist({a.sql(0)}, {a.sql(1)}, {b.sql(0)}, {b.sql(1)})"
                 f" + ({a.sql(2)}) <= ({b.sql(2)})"
             )
+        if a.kind == "circle" and b.kind == "point":  # only a circle of radius 0
+            return f"({a.sql(2)}) = 0 AND " + self.contains(_Geometry("point", a.params[:2]), b)
+        if a.kind == "polygon" and b.kind == "point":  # a polygon has an area
+            return "FALSE"
         return self.constant_relation("CONTAINS", a, b)
 
     def intersects(self, a: _Geometry, b: _Geometry) -> str:
