@@ -163,3 +163,24 @@ def test_keywords_are_case_insensitive() -> None:
 def test_string_literals_across_lines_merge() -> None:
     query = parse_adql("SELECT a FROM t WHERE s = 'ab' -- note\n  'cd'")
     assert "'abcd'" in query.adql()
+
+
+def test_declared_features_are_accepted() -> None:
+    from dpzero.adql import ADQL_FEATURES
+    from dpzero.adql._grammar import UDF_ARITY
+
+    udfs = {f.form.split("(")[0].lower() for f in ADQL_FEATURES if f.type.endswith("udf")}
+    assert udfs == set(UDF_ARITY)
+    geometry = [f.form for f in ADQL_FEATURES if f.type.endswith("adqlgeo")]
+    assert len(geometry) == 12
+    for form in geometry:
+        arguments = {
+            "POINT": "1, 2",
+            "CIRCLE": "1, 2, 3",
+            "BOX": "1, 2, 3, 4",
+            "POLYGON": "1, 2, 3, 4, 5, 6",
+            "DISTANCE": "POINT(1, 2), POINT(3, 4)",
+            "CONTAINS": "POINT(1, 2), CIRCLE(1, 2, 3)",
+            "INTERSECTS": "POINT(1, 2), CIRCLE(1, 2, 3)",
+        }.get(form, "POINT(1, 2)")
+        parse_adql(f"SELECT {form}({arguments}) FROM t")

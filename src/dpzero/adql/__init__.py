@@ -8,6 +8,9 @@ The catalog engine's path for one query::
     ids = id_constraints(resolved.query)          # objectId constants, for the index
     sql = to_duckdb(resolved, table_names={...})  # run on a connection that had
     register_adql_functions(con)                  # the ADQL macros registered
+
+NaN in floating-point columns reads as NULL (see ``to_duckdb``); geometry is exact on
+the sphere; ``ADQL_FEATURES`` lists the optional features for TAP capabilities.
 """
 
 from dpzero.adql._errors import (
@@ -16,6 +19,7 @@ from dpzero.adql._errors import (
     AdqlSyntaxError,
     AdqlUnsupportedError,
 )
+from dpzero.adql._features import ADQL_FEATURES, LanguageFeature
 from dpzero.adql._geometry import AdqlGeometryError, Circle, Polygon, RaDecRange, box_polygon
 from dpzero.adql._names import ColumnInfo, OutputColumn, ResolvedQuery, TableCatalog, resolve
 from dpzero.adql._parse import AdqlQuery, check_query_file, parse_adql
@@ -23,6 +27,7 @@ from dpzero.adql._regions import IdConstraint, TableRegions, id_constraints, sea
 from dpzero.adql._translate import register_adql_functions, to_duckdb
 
 __all__ = [
+    "ADQL_FEATURES",
     "AdqlError",
     "AdqlGeometryError",
     "AdqlNameError",
@@ -32,6 +37,7 @@ __all__ = [
     "Circle",
     "ColumnInfo",
     "IdConstraint",
+    "LanguageFeature",
     "OutputColumn",
     "Polygon",
     "RaDecRange",
