@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -161,7 +162,23 @@ def adql_plan(
             scans[binding] = scan
             names[name] = binding
     names.update(inline_names)
+    columns = _query_columns(resolved)
+    if columns is not None:
+        # Read only the columns the query mentions (the ADQL tree is already parsed;
+        # re-parsing the translated SQL would cost more than the read).
+        scans = {k: replace(v, columns=columns) for k, v in scans.items()}
     return QueryPlan(to_duckdb(resolved, table_names=names), scans, inline_bindings)
+
+
+def _query_columns(resolved: object) -> tuple[str, ...] | None:
+    """Every column name the resolved query mentions, or None if it selects ``*``."""
+    from sqlglot import exp
+
+    tree = resolved.query.tree  # type: ignore[attr-defined]
+    for star in tree.find_all(exp.Star):
+        if not isinstance(star.parent, exp.Count):
+            return None
+    return tuple(sorted({c.name for c in tree.find_all(exp.Column) if c.name}))
 
 
 def _aliases(resolved: object) -> dict[str, str]:

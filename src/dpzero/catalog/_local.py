@@ -317,7 +317,7 @@ class LocalCatalogStore(CatalogStore):
             return self._run_partitioned(query)
         cur = self._con.cursor()
         try:
-            columns = _referenced_columns(query.sql)
+            columns = _columns_needed(query)
             for name, scan in query.scans.items():
                 self._bind(cur, name, scan, columns)
             for name, table in query.tables.items():
@@ -347,7 +347,7 @@ class LocalCatalogStore(CatalogStore):
     def _run_partitioned(self, plan: PartitionedPlan) -> pa.Table:
         driver = plan.plan.scans[plan.driver]
         table = self._table(driver.table)
-        columns = _referenced_columns(plan.plan.sql)
+        columns = _columns_needed(plan.plan)
         results = []
         fixed: dict[str, pa.Table] = {}
         for part in table.candidate_partitions(driver):
@@ -412,6 +412,14 @@ def _execute(cur: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
         return cur.sql(sql).to_arrow_table()
     except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException) as exc:
         raise InvalidInputError(f"query failed: {exc}") from None
+
+
+def _columns_needed(plan: QueryPlan) -> list[str] | None:
+    """Columns the plan's scans must read: their own lists, else what the SQL mentions."""
+    if all(s.columns is not None for s in plan.scans.values()):
+        named = {c for s in plan.scans.values() for c in s.columns or ()}
+        return sorted(named)
+    return _referenced_columns(plan.sql)
 
 
 def _referenced_columns(sql: str) -> list[str] | None:
