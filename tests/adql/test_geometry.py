@@ -191,3 +191,20 @@ def test_box_is_a_great_circle_polygon_centred_on_the_position() -> None:
 def test_invalid_regions_are_user_errors(bad) -> None:
     with pytest.raises(AdqlGeometryError):
         bad()
+
+
+def test_polygon_relations() -> None:
+    square = Polygon(((0.0, 0.0), (10.0, 0.0), (10.0, 10.0), (0.0, 10.0)))
+    small = Polygon(((2.0, 2.0), (4.0, 2.0), (4.0, 4.0), (2.0, 4.0)))
+    ell = Polygon(((0.0, 0.0), (10.0, 0.0), (10.0, 3.0), (3.0, 3.0), (3.0, 10.0), (0.0, 10.0)))
+    across = Polygon(((1.0, 8.0), (8.0, 1.0), (1.0, 1.0)))  # vertices in the L, edge not
+    corner = Polygon(((0.5, 0.5), (2.0, 0.5), (2.0, 2.0)))
+    assert square.contains_polygon(small) and not small.contains_polygon(square)
+    assert not ell.contains_polygon(across) and ell.contains_polygon(corner)
+    assert square.intersects_polygon(small) and ell.intersects_polygon(across)
+    far = Polygon(((50.0, 50.0), (52.0, 50.0), (51.0, 52.0)))
+    assert not square.intersects_polygon(far)
+    crossing = Polygon(((5.0, -5.0), (6.0, -5.0), (6.0, 15.0), (5.0, 15.0)))
+    assert square.intersects_polygon(crossing) and square.edges_cross(crossing)
+    assert square.distance_to(5.0, 5.0) == 0.0
+    assert square.distance_to(15.0, 5.0) == pytest.approx(5.0 * math.cos(math.radians(5)), rel=1e-2)

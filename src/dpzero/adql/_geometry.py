@@ -296,29 +296,65 @@ class Polygon:
             return True
         if any(bool(self.contains(ra, dec)) for ra, dec in other.vertices):
             return True
-        for a, b in _edges(self.oriented):
-            for c, d in _edges(other.oriented):
-                if _arcs_cross(a, b, c, d):
-                    return True
-        return False
+        return self.edges_cross(other)
+
+    def edges_cross(self, other: Polygon) -> bool:
+        """Whether an edge of this polygon crosses or touches an edge of ``other``."""
+        return any(
+            _arcs_cross(a, b, c, d)
+            for a, b in _edges(self.oriented)
+            for c, d in _edges(other.oriented)
+        )
+
+    def contains_polygon(self, other: Polygon) -> bool:
+        """Whether ``other`` lies inside this polygon (edges may touch)."""
+        inside = all(bool(self.contains(ra, dec)) for ra, dec in other.vertices)
+        if not inside:
+            return False
+        if self.is_convex:
+            return True
+        # a non-convex polygon can hold every vertex of another yet cut its edges
+        return not any(
+            bool(other.contains(ra, dec)) and not _on_boundary(self, ra, dec)
+            for ra, dec in self.vertices
+        ) and not self._edges_cross_strictly(other)
+
+    def _edges_cross_strictly(self, other: Polygon) -> bool:
+        return any(
+            _arcs_cross(a, b, c, d, strict=True)
+            for a, b in _edges(self.oriented)
+            for c, d in _edges(other.oriented)
+        )
 
 
 def _edges(v: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(v[i], v[(i + 1) % len(v)]) for i in range(len(v))]
 
 
-def _arcs_cross(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray) -> bool:
+def _arcs_cross(
+    a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray, strict: bool = False
+) -> bool:
+    """Whether arcs a-b and c-d share a point (strictly inside both, if ``strict``)."""
     n1, n2 = np.cross(a, b), np.cross(c, d)
     line = np.cross(n1, n2)
     if np.linalg.norm(line) < 1e-15:
         return False
     line /= np.linalg.norm(line)
+    tolerance = 1e-12 if strict else 0.0
     for x in (line, -line):
-        on_first = np.dot(np.cross(a, x), n1) >= 0 and np.dot(np.cross(x, b), n1) >= 0
-        on_second = np.dot(np.cross(c, x), n2) >= 0 and np.dot(np.cross(x, d), n2) >= 0
+        on_first = (
+            np.dot(np.cross(a, x), n1) >= tolerance and np.dot(np.cross(x, b), n1) >= tolerance
+        )
+        on_second = (
+            np.dot(np.cross(c, x), n2) >= tolerance and np.dot(np.cross(x, d), n2) >= tolerance
+        )
         if on_first and on_second:
             return True
     return False
+
+
+def _on_boundary(polygon: Polygon, ra: float, dec: float) -> bool:
+    return polygon.boundary_distance(ra, dec) < 1e-9
 
 
 @dataclass(frozen=True)

@@ -620,10 +620,7 @@ def _region_contains(outer: Circle | Polygon, inner: Circle | Polygon) -> bool:
             outer.radius >= 90 or not inner.contains(outer.ra + 180, -outer.dec)
         )
     if isinstance(outer, Polygon) and isinstance(inner, Polygon):
-        return all(bool(outer.contains(ra, dec)) for ra, dec in inner.vertices) and not any(
-            bool(inner.contains(ra, dec)) and not bool(outer.contains(ra, dec))
-            for ra, dec in outer.vertices
-        )
+        return outer.contains_polygon(inner)
     assert isinstance(outer, Polygon) and isinstance(inner, Circle)
     return bool(outer.contains(inner.ra, inner.dec)) and (
         outer.boundary_distance(inner.ra, inner.dec) >= inner.radius
