@@ -151,6 +151,7 @@ def test_positions_count_lines_and_columns_from_one() -> None:
 def test_reserved_word_after_a_dot_is_a_name() -> None:
     # dp01_dc2_catalogs.position: POSITION is SQL-reserved, but unambiguous there.
     parse_adql("SELECT p.coord_ra FROM dp01_dc2_catalogs.position AS p")
+    parse_adql("SELECT position.coord_ra, position.* FROM dp01_dc2_catalogs.position")
     with pytest.raises(AdqlSyntaxError, match="reserved word"):
         parse_adql("SELECT position FROM t")
 

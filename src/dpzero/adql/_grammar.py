@@ -12,8 +12,9 @@ arithmetic or string operators.
 Deliberate choices where the standard leaves room:
 
 - ``DEC`` is not reserved (every sky survey has a ``dec`` column).
-- A reserved word is accepted as a name part after a dot (``dp01_dc2_catalogs.position``),
-  where no keyword can stand; a bare reserved word as a name is an error.
+- A reserved word is accepted as a part of a dotted name (``dp01_dc2_catalogs.position``,
+  ``position.coord_ra``), where no keyword can stand; a bare reserved word as a name
+  is an error.
 - Joins other than NATURAL need ON or USING (as in the IVOA validation queries).
 - CASE (simple and searched) is accepted, as most TAP services do.
 - ``*`` may stand next to other select items (``SELECT 'tag', * FROM ...``), as the
@@ -379,8 +380,16 @@ class _Recogniser:
             return tok
         raise self.fail("an identifier")
 
+    def qualifier_ahead(self) -> bool:
+        """A reserved word used as a qualifier: ``position.coord_ra``."""
+        return (
+            self.tok.kind == "word"
+            and self.peek().is_op(".")
+            and (self.is_identifier(self.peek(2), after_dot=True) or self.peek(2).is_op("*"))
+        )
+
     def dotted_name(self, max_parts: int, what: str) -> list[Token]:
-        parts = [self.identifier()]
+        parts = [self.identifier(after_dot=self.qualifier_ahead())]
         while self.tok.is_op(".") and self.is_identifier(self.peek(), after_dot=True):
             self.i += 1
             parts.append(self.identifier(after_dot=True))
@@ -514,7 +523,7 @@ class _Recogniser:
             return self.function_call()
         if tok.is_word("CASE"):
             return self.case_expression()
-        if self.is_identifier(tok):
+        if self.is_identifier(tok) or self.qualifier_ahead():
             self.dotted_name(4, "column reference")
             return _Value(ANY, tok)
         raise self.fail("an expression")
