@@ -284,6 +284,8 @@ def test_nan_behaves_as_null_in_every_comparison(con, catalog, objects) -> None:
     assert [r[0] for r in first] == pytest.approx(np.sort(mag[finite])[:3].tolist())
     last = run(con, catalog, "SELECT mag FROM dp.obj ORDER BY mag")
     assert all(r[0] is None for r in last[-int((~finite).sum()) :])
+    top = run(con, catalog, "SELECT TOP 3 mag FROM dp.obj ORDER BY mag DESC")
+    assert [r[0] for r in top] == pytest.approx(np.sort(mag[finite])[::-1][:3].tolist())
 
 
 def test_nan_as_null_on_parquet_statistics(tmp_path: Path, catalog) -> None:

@@ -25,9 +25,14 @@ _TYPED_FUNCTIONS = {"COUNT", "AVG", "MIN", "MAX", "SUM", "COALESCE", "LOWER", "U
 
 
 class AdqlDialect(Dialect):
-    """sqlglot dialect for ADQL: TOP is a keyword, NULLs sort as the largest values."""
+    """sqlglot dialect for ADQL: TOP is a keyword; NULLs sort last both ways.
 
-    NULL_ORDERING = "nulls_are_large"
+    ADQL leaves the place of NULLs in ORDER BY open. Last in both directions means
+    ``SELECT TOP 10 ... ORDER BY mag DESC`` gives the ten largest real values, never
+    rows without a magnitude (NaN reads as NULL, see `to_duckdb`).
+    """
+
+    NULL_ORDERING = "nulls_are_last"
 
     class Tokenizer(tokens.Tokenizer):
         """ADQL tokens: the default ones plus TOP."""
