@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -45,3 +46,32 @@ def test_simulated_release(tmp_path: Path) -> None:
         assert len(patches) > 0
         src = butler.get("src", dataId=data_id)
         assert len(src) > 0
+
+
+@pytest.mark.slow
+def test_raws_only_release_gets_the_same_regions(tmp_path: Path) -> None:
+    """Raws carry no WCS: their regions come from the pointing and camera.yaml."""
+    legacy = tmp_path / "legacy"
+    simulate_images("tiny", 2, legacy, progress=False, bands=("r",), detectors=(94, 95))
+    raws = tmp_path / "raws"
+    for part in ("raw", "camera", "CALIB"):
+        shutil.copytree(legacy / part, raws / part)
+    convert_legacy(legacy, RepoSpec(str(tmp_path / "full")))
+    convert_legacy(raws, RepoSpec(str(tmp_path / "raw-only")))
+    regions = []
+    for repo in ("full", "raw-only"):
+        with Butler(str(tmp_path / repo)) as butler:
+            records = butler.query_dimension_records("visit_detector_region")
+            regions.append({(r.visit, r.detector): r.region for r in records})
+    assert regions[0].keys() == regions[1].keys() and regions[0]
+    for key, full in regions[0].items():
+        mine = regions[1][key]
+        for vertex in mine.getVertices():
+            assert full.contains(vertex) or full.getBoundingCircle().contains(vertex)
+        assert (
+            abs(
+                full.getBoundingCircle().getOpeningAngle().asDegrees()
+                - mine.getBoundingCircle().getOpeningAngle().asDegrees()
+            )
+            < 1e-9
+        )

@@ -229,11 +229,42 @@ def _read_raw_metadata(path: Path) -> tuple[VisitInfo | None, WCS | None, int, i
     return info, wcs, nx, ny
 
 
-def _observe(file: LegacyFile) -> DetectorObservation:
+def nominal_wcs(
+    camera: dict[str, Any], detector: int, info: VisitInfo, width: int, height: int
+) -> WCS | None:
+    """Undistorted TAN WCS of a detector from the camera description and the pointing.
+
+    The boresight lies at the focal-plane origin; a detector's centre is
+    ``focal_plane_offset_pixels`` from it; x points west at rotation angle 0 and the
+    axes turn by the rotation angle. ``None`` when the camera does not place the
+    detector or the pointing is unknown.
+    """
+    placed = {int(d["id"]): d for d in camera.get("detectors", []) if "id" in d}
+    entry = placed.get(detector)
+    pointing = (info.boresight_ra, info.boresight_dec, info.rotation_angle)
+    if entry is None or "focal_plane_offset_pixels" not in entry:
+        return None
+    if not all(math.isfinite(v) for v in pointing):
+        return None
+    focal_x, focal_y = (float(v) for v in entry["focal_plane_offset_pixels"])
+    scale = float(camera.get("pixel_scale_arcsec", 0.2)) / 3600.0
+    theta = math.radians(info.rotation_angle)
+    c, n = math.cos(theta), math.sin(theta)
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crval = [info.boresight_ra, info.boresight_dec]
+    wcs.wcs.crpix = [(width - 1) / 2.0 - focal_x + 1.0, (height - 1) / 2.0 - focal_y + 1.0]
+    wcs.wcs.cd = scale * np.array([[-c, -n], [-n, c]])
+    return wcs
+
+
+def _observe(file: LegacyFile, camera: dict[str, Any]) -> DetectorObservation:
     values = file.values
     try:
         if file.dataset_type == "raw":
             info, wcs, w, h = _read_raw_metadata(file.path)
+            if wcs is None and info is not None and w > 0:
+                wcs = nominal_wcs(camera, int(values["detector"]), info, w, h)
         else:
             info = read_exposure(file.path, component="visitInfo")
             wcs = read_exposure(file.path, component="wcs")
@@ -244,7 +275,8 @@ def _observe(file: LegacyFile) -> DetectorObservation:
     if info is None or wcs is None or w == 0:
         raise LegacyLayoutError(
             f"{file.path} lacks the visit info, WCS or size that describe visit "
-            f"{values['visit']} (a calexp of the visit, or a raw with them, is needed)"
+            f"{values['visit']} (a calexp of the visit is needed, or a raw with a WCS, or "
+            "a raw with its pointing and a camera.yaml placing its detector)"
         )
     if info.id is not None and info.id != values["visit"]:
         raise LegacyLayoutError(
@@ -274,7 +306,9 @@ def _observations(files: list[LegacyFile]) -> list[DetectorObservation]:
             key = (int(file.values["visit"]), int(file.values["detector"]))
             if key not in sources or file.dataset_type == "calexp":
                 sources[key] = file
-    observations = [_observe(sources[key]) for key in sorted(sources)]
+    cameras = [f for f in files if f.dataset_type == "camera"]
+    camera = yaml.safe_load(cameras[0].path.read_text()) if cameras else {}
+    observations = [_observe(sources[key], camera) for key in sorted(sources)]
     bands = {o.visit: o.visit_info.filter.band for o in observations}
     for file in files:
         values = file.values
