@@ -130,7 +130,7 @@ def test_objectid_index_points_at_the_partition_and_row_group(tiny_store):
             for rg in range(pf.metadata.num_row_groups):
                 for k in pf.read_row_group(rg, columns=[key]).column(0).to_pylist():
                     where.setdefault(k, set()).add((norder, npix, rg))
-        index = ObjectIndex(tiny_store / DB / table / "dpzero-index" / f"{key}.parquet")
+        index = ObjectIndex(tiny_store / DB / table / "dpzero-index" / key)
         sample = [k for k in where if k != -1][:300]
         for k in sample[:50]:
             locs = index.locate([k])
@@ -198,10 +198,10 @@ CASES = {
     "nan dec": (lambda t: _set(t, "dec", 4, float("nan")), "dec", 4, "outside"),
     "null key": (lambda t: _set(t, "objectId", 9, None), "objectId", 9, "null"),
     "duplicate objectId": (
-        lambda t: _set(t, "objectId", 5, t.column("objectId")[0].as_py() - 0),
+        lambda t: _set(t, "objectId", 5, t.column("objectId")[0].as_py()),
         "objectId",
         5,
-        "duplicate",
+        "duplicate objectId",
     ),
 }
 
@@ -210,11 +210,7 @@ CASES = {
 def test_broken_input_names_file_column_row_and_changes_nothing(case, tmp_path, tiny_store):
     change, column, row, words = CASES[case]
     src = tmp_path / "in"
-    full = write_inputs(src, n=300, seed=11, tables=("object",))
-    if case == "duplicate objectId":
-        # Make row 5 of the second file repeat an id of the first file.
-        dup = full["object"].column("objectId")[2].as_py()
-        change = lambda t: _set(t, "objectId", 5, dup)  # noqa: E731
+    write_inputs(src, n=300, seed=11, tables=("object",))
     bad = _break(src, "object", change)
     store = tmp_path / "store"
     shutil.copytree(tiny_store, store, symlinks=True)
@@ -231,6 +227,22 @@ def test_broken_input_names_file_column_row_and_changes_nothing(case, tmp_path, 
     with pytest.raises(CatalogInputError):
         ingest_catalogs(src, tmp_path / "new-store", options=TINY_OPTIONS)
     assert not (tmp_path / "new-store").exists()
+
+
+def test_duplicate_ids_across_files_are_found_by_the_index(tmp_path, tiny_store):
+    src = tmp_path / "in"
+    full = write_inputs(src, n=300, seed=11, tables=("object",))
+    # Row 5 of the second file repeats row 2 of the first: each file alone is fine.
+    dup = full["object"].column("objectId")[2].as_py()
+    bad = _break(src, "object", lambda t: _set(t, "objectId", 5, dup))
+    store = tmp_path / "store"
+    shutil.copytree(tiny_store, store, symlinks=True)
+    before = snapshot(store)
+    with pytest.raises(CatalogInputError) as err:
+        ingest_catalogs(src, store, options=TINY_OPTIONS)
+    assert (err.value.file, err.value.column, err.value.row) == (bad, "objectId", 5)
+    assert f"duplicate objectId {dup}, also in object/object_part0.parquet row 2" in str(err.value)
+    assert snapshot(store) == before
 
 
 def test_manifest_problems_are_user_errors(tmp_path):

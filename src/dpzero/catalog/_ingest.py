@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dpzero.catalog._index import build_index
+from dpzero.catalog._index import DuplicateKey, build_index
 from dpzero.catalog._layout import (
     INDEX_DIR,
     MARGIN_SUFFIX,
@@ -27,7 +27,13 @@ from dpzero.catalog._layout import (
     store_lock,
 )
 from dpzero.catalog._margin import build_margin
-from dpzero.catalog._validate import InputCatalogs, InputTable, read_input, validate_table
+from dpzero.catalog._validate import (
+    InputCatalogs,
+    InputTable,
+    raise_duplicate,
+    read_input,
+    validate_table,
+)
 from dpzero.errors import InvalidInputError
 from dpzero.schema import SchemaSpec, load_schema
 
@@ -316,12 +322,16 @@ def _build_table(
     ).to_properties_file(collection)
     shutil.rmtree(scratch, ignore_errors=True)
     if role.key_column is not None:
-        build_index(
+        built = build_index(
             _partition_files(collection / name),
             role.key_column,
-            collection / INDEX_DIR / f"{role.key_column}.parquet",
+            collection / INDEX_DIR / role.key_column,
+            rows=rows,
             null_key=role.null_key,
+            unique=role.unique_key,
         )
+        if isinstance(built, DuplicateKey):
+            raise_duplicate(source, table, built.key)
     _write_table_metadata(collection / TABLE_META_FILE, schema, table, database)
     return TableEntry(
         database=database,

@@ -11,7 +11,7 @@ A store is a folder::
           collection.properties
           <table>/                      the HATS catalog (Norder=/Dir=/Npix= Parquet)
           <table>_10arcs/               its margin cache
-          dpzero-index/<key>.parquet    objectId → partition and row group
+          dpzero-index/<key>/           objectId → partition and row group
           dpzero-table.json             table and column metadata from Felis
       .staging-<version>/               only while an ingest runs
 
@@ -105,11 +105,11 @@ class TableEntry:
         """The HATS margin catalog folder of this version."""
         return self.collection_dir(store) / f"{self.table}{MARGIN_SUFFIX}"
 
-    def index_file(self, store: Path) -> Path | None:
-        """The objectId index file, if the table has one."""
+    def index_dir(self, store: Path) -> Path | None:
+        """The objectId index folder, if the table has one."""
         if self.key_column is None:
             return None
-        return self.collection_dir(store) / INDEX_DIR / f"{self.key_column}.parquet"
+        return self.collection_dir(store) / INDEX_DIR / self.key_column
 
     def metadata_file(self, store: Path) -> Path:
         """The table and column metadata of this version."""

@@ -113,8 +113,8 @@ class _Table:
         self.by_pixel = {(q.order, q.pixel): q for q in parts}
         self.glob = str(catalog / "dataset" / "Norder=*" / "Dir=*" / "Npix=*.parquet")
         self.metadata_path = entry.metadata_file(store)
-        index_file = entry.index_file(store)
-        self._index_file = index_file if index_file is not None and index_file.is_file() else None
+        index_dir = entry.index_dir(store)
+        self._index_dir = index_dir if index_dir is not None and index_dir.is_dir() else None
         self._index: ObjectIndex | None = None
         self._schema: pa.Schema | None = None
         self._lock = threading.Lock()
@@ -129,8 +129,8 @@ class _Table:
     def index(self) -> ObjectIndex | None:
         """The objectId index, or None."""
         with self._lock:
-            if self._index is None and self._index_file is not None:
-                self._index = ObjectIndex(self._index_file)
+            if self._index is None and self._index_dir is not None:
+                self._index = ObjectIndex(self._index_dir)
         return self._index
 
     def read(

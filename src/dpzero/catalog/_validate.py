@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import pyarrow as pa
@@ -20,6 +21,7 @@ __all__ = [
     "InputCatalogs",
     "InputTable",
     "TableRole",
+    "raise_duplicate",
     "read_input",
     "table_role",
     "validate_table",
@@ -203,9 +205,9 @@ def validate_table(
 
     Checks, in order: column names, order and types against the schema; nulls in
     non-nullable columns; RA in [0, 360] and Dec in [-90, 90]; duplicate keys
-    across all files when the key is unique; the row count in the manifest.
-    Memory: one batch of a few columns at a time, plus 8 bytes per row for the
-    duplicate check.
+    within each file when the key is unique (across files, the objectId index
+    finds them: see `raise_duplicate`); the row count in the manifest. Memory: one
+    batch of a few columns at a time, and one file's keys.
 
     Raises
     ------
@@ -217,10 +219,10 @@ def validate_table(
     check_cols = list(dict.fromkeys([*not_null, role.ra_column, role.dec_column]))
     if role.key_column:
         check_cols = list(dict.fromkeys([*check_cols, role.key_column]))
-    keys: list[np.ndarray] = []
     total = 0
     for name in table.files:
         offset = 0
+        keys: list[np.ndarray] = []
         with pq.ParquetFile(root / name) as pf:
             _check_schema(name, pf.schema_arrow, spec)
             for batch in pf.iter_batches(batch_size=_BATCH_ROWS, columns=check_cols):
@@ -229,10 +231,13 @@ def validate_table(
                     keys.append(batch.column(role.key_column).to_numpy(zero_copy_only=False))
                 offset += batch.num_rows
         total += offset
+        if keys:
+            ids = np.sort(np.concatenate(keys))
+            dup = np.flatnonzero(ids[1:] == ids[:-1])
+            if dup.size:
+                raise_duplicate(root, table, int(ids[dup[0]]))
         if on_file is not None:
             on_file(name)
-    if role.unique_key and role.key_column and keys:
-        _check_unique(root, table, np.concatenate(keys))
     if table.rows is not None and table.rows != total:
         raise CatalogInputError(
             "manifest.json", f"table {spec.name} lists {table.rows} rows, its files hold {total}"
@@ -240,15 +245,17 @@ def validate_table(
     return total
 
 
-def _check_unique(root: Path, table: InputTable, keys: np.ndarray) -> None:
-    keys.sort(kind="stable")
-    dup = np.flatnonzero(keys[1:] == keys[:-1])
-    if dup.size == 0:
-        return
-    value = int(keys[dup[0]])
+def raise_duplicate(root: Path, table: InputTable, value: int) -> NoReturn:
+    """Raise the error for key ``value`` found twice in ``table``, naming both places.
+
+    Raises
+    ------
+    CatalogInputError
+        Always.
+    """
     col = table.role.key_column
     assert col is not None
-    # Second pass, only on failure: where are the two copies?
+    # Only on failure: where are the two copies?
     seen: list[tuple[str, int]] = []
     for name in table.files:
         with pq.ParquetFile(root / name) as pf:
