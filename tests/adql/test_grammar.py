@@ -162,8 +162,21 @@ def test_keywords_are_case_insensitive() -> None:
 
 
 def test_string_literals_across_lines_merge() -> None:
-    query = parse_adql("SELECT a FROM t WHERE s = 'ab' -- note\n  'cd'")
-    assert "'abcd'" in query.adql()
+    query = parse_adql("SELECT a FROM t WHERE s = 'ab' -- note\n  'cd' AND b = 'x'")
+    assert "'abcd'" in query.adql() and "b = 'x'" in query.adql()
+    with pytest.raises(AdqlSyntaxError) as info:
+        parse_adql("SELECT 'multi\nline' FROM t WHERE x ==\n 3")
+    assert (info.value.line, info.value.column) == (2, 23)
+
+
+def test_long_and_deep_queries() -> None:
+    ids = ", ".join(str(10**15 + i) for i in range(20000))
+    parse_adql(f"SELECT objectId FROM t WHERE objectId IN ({ids})")
+    parse_adql("SELECT a FROM t WHERE " + " OR ".join(f"a = {i}" for i in range(500)))
+    parse_adql("SELECT a FROM t WHERE " + "(" * 30 + "a > 1" + ")" * 30)
+    deep = "SELECT a FROM t WHERE " + "(" * 2000 + "a > 1" + ")" * 2000
+    with pytest.raises(AdqlSyntaxError, match="nested too deeply"):
+        parse_adql(deep)
 
 
 def test_declared_features_are_accepted() -> None:

@@ -107,12 +107,6 @@ class Token:
         return "end of query" if self.kind == "eof" else repr(self.text)
 
 
-def _position(text: str, offset: int) -> tuple[int, int]:
-    line = text.count("\n", 0, offset) + 1
-    start = text.rfind("\n", 0, offset) + 1
-    return line, offset - start + 1
-
-
 def tokenize(text: str) -> list[Token]:
     """Split a query into tokens, dropping white space and comments.
 
@@ -134,13 +128,14 @@ def tokenize(text: str) -> list[Token]:
     tokens: list[Token] = []
     pos = 0
     newline_since = -1
+    line, line_start = 1, 0
     while pos < len(text):
         match = _TOKEN.match(text, pos)
         if match is None:
-            line, column = _position(text, pos)
-            raise AdqlSyntaxError(_bad_character(text, pos), line, column)
+            raise AdqlSyntaxError(_bad_character(text, pos), line, pos - line_start + 1)
         kind = match.lastgroup or ""
         raw = match.group()
+        column = pos - line_start + 1
         if kind == "space" and "\n" in raw:
             newline_since = len(tokens)
         merge = tokens and tokens[-1].kind == "string" and newline_since == len(tokens)
@@ -148,10 +143,9 @@ def tokenize(text: str) -> list[Token]:
             # SQL-92: string literals separated by a line break are one literal.
             last = tokens[-1]
             value = last.value + raw[1:-1].replace("''", "'")
-            text = "'" + value.replace("'", "''") + "'"
-            tokens[-1] = Token("string", text, value, last.line, last.column, last.offset)
+            merged = "'" + value.replace("'", "''") + "'"
+            tokens[-1] = Token("string", merged, value, last.line, last.column, last.offset)
         elif kind not in ("space", "comment"):
-            line, column = _position(text, pos)
             value = raw
             if kind == "string":
                 value = raw[1:-1].replace("''", "'")
@@ -160,9 +154,12 @@ def tokenize(text: str) -> list[Token]:
                 if not value:
                     raise AdqlSyntaxError("a delimited identifier cannot be empty", line, column)
             tokens.append(Token(kind, raw, value, line, column, pos))
+        newlines = raw.count("\n")
+        if newlines:
+            line += newlines
+            line_start = pos + raw.rfind("\n") + 1
         pos = match.end()
-    line, column = _position(text, len(text))
-    tokens.append(Token("eof", "", "", line, column, len(text)))
+    tokens.append(Token("eof", "", "", line, len(text) - line_start + 1, len(text)))
     return tokens
 
 

@@ -94,12 +94,28 @@ def parse_adql(text: str) -> AdqlQuery:
     AdqlSyntaxError
         If the query is not valid ADQL; the message starts with the line and column.
     """
-    check_grammar(text)
     try:
+        check_grammar(text)
         tree = sqlglot.parse_one(_normalised(text), read=AdqlDialect)
+        _nesting_depth(tree)
     except ParseError as exc:  # the grammar passed it: a gap between the two parsers
         raise AdqlSyntaxError(f"query not understood: {exc}", 1, 1) from exc
+    except RecursionError:
+        raise AdqlSyntaxError("the query is nested too deeply", 1, 1) from None
     return AdqlQuery(text=text, tree=tree)
+
+
+_MAX_DEPTH = 800  # whole OR chains of ~900 terms were seen to pass every stage
+
+
+def _nesting_depth(tree: exp.Expression) -> None:
+    """Refuse trees deeper than later recursive passes can walk."""
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > _MAX_DEPTH:
+            raise RecursionError
+        stack.extend((child, depth + 1) for child in node.iter_expressions())
 
 
 def check_query_file(path: Path) -> str | None:
