@@ -25,11 +25,11 @@ Deliberate choices where the standard leaves room:
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from dpzero.adql._errors import AdqlSyntaxError
-from dpzero.adql._lexer import RESERVED, Token, tokenize
+from dpzero.adql._lexer import RESERVED, Token, _words, tokenize
 
 __all__ = ["FUNCTION_ARITY", "UDF_ARITY", "check_grammar"]
 
@@ -37,29 +37,11 @@ NUM, STR, GEOM, ANY = "numeric", "string", "geometry", "any"
 
 #: Standard ADQL functions (not aggregates or geometry): name → (min, max) arguments.
 FUNCTION_ARITY: dict[str, tuple[int, int]] = {
-    **{
-        name: (1, 1)
-        for name in (
-            "ABS",
-            "CEILING",
-            "DEGREES",
-            "EXP",
-            "FLOOR",
-            "LOG",
-            "LOG10",
-            "RADIANS",
-            "SQRT",
-            "ACOS",
-            "ASIN",
-            "ATAN",
-            "COS",
-            "COT",
-            "SIN",
-            "TAN",
-            "LOWER",
-            "UPPER",
-        )
-    },
+    **dict.fromkeys(
+        _words("ABS CEILING DEGREES EXP FLOOR LOG LOG10 RADIANS SQRT ACOS ASIN ATAN COS COT")
+        + _words("SIN TAN LOWER UPPER"),
+        (1, 1),
+    ),
     "ATAN2": (2, 2),
     "MOD": (2, 2),
     "POWER": (2, 2),
@@ -169,11 +151,11 @@ class _Recogniser:
         if not self.accept_op(op):
             raise _MismatchError()
 
-    def attempt(self, rule, *args):  # type: ignore[no-untyped-def]
+    def attempt[T](self, rule: Callable[[], T]) -> T | None:
         """Run ``rule``; on a mismatch put the position back and return None."""
         start = self.i
         try:
-            return rule(*args)
+            return rule()
         except _MismatchError:
             self.i = start
             return None
