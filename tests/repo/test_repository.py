@@ -146,3 +146,17 @@ def test_bad_locations(tmp_path: Path) -> None:
         create_repo(
             RepoSpec(str(tmp_path / "r"), registry="postgresql://postgres@127.0.0.1:1/none")
         )
+
+
+def test_pipe_base_finds_the_instrument(repo: Path) -> None:
+    from lsst.pipe.base import Instrument
+
+    from dpzero.repo.formatters import RawFormatter
+    from dpzero.repo.instrument import LsstCamImSim
+
+    with Butler.from_config(str(repo), writeable=True) as butler:
+        instrument = Instrument.from_string(INSTRUMENT, butler.registry)
+        assert isinstance(instrument, LsstCamImSim)
+        assert instrument.getRawFormatter({}) is RawFormatter
+        instrument.register(butler.registry)  # already there: no change, no error
+        assert len(butler.query_dimension_records("detector", instrument=INSTRUMENT)) == 189
