@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -210,7 +211,11 @@ def pg_database() -> str:
     with psycopg.connect(f"{PG_URL}/postgres", autocommit=True) as conn:
         found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (PG_DATABASE,))
         if found.fetchone() is None:
-            conn.execute(f'CREATE DATABASE "{PG_DATABASE}"')
+            # Another test session may make it meanwhile.
+            with contextlib.suppress(
+                psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation
+            ):
+                conn.execute(f'CREATE DATABASE "{PG_DATABASE}"')
     return f"{PG_URL}/{PG_DATABASE}"
 
 
