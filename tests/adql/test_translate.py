@@ -480,3 +480,50 @@ def test_nan_and_null_positions_are_in_no_region_and_outside_none(catalog) -> No
         assert found(f"NOT (CONTAINS(POINT('ICRS', ra, dec), {region}) = 1)") == {4}
     assert found("DISTANCE(POINT(ra, dec), POINT(62, -37)) < 1") == {0}
     assert found("DISTANCE(POINT(ra, dec), POINT(62, -37)) >= 1") == {4}
+
+
+def sampled_distance(vertices, ra, dec) -> np.ndarray:
+    """Distance from positions to a polygon's edges, by sampling the great-circle arcs."""
+    best = np.full(len(ra), np.inf)
+    for i in range(len(vertices)):
+        a = unit_vectors(*vertices[i])
+        b = unit_vectors(*vertices[(i + 1) % len(vertices)])
+        angle = np.arccos(np.clip(a @ b, -1, 1))
+        t = np.linspace(0, 1, 1500)[:, None]
+        points = (np.sin((1 - t) * angle) * a + np.sin(t * angle) * b) / np.sin(angle)
+        pra = np.degrees(np.arctan2(points[:, 1], points[:, 0]))
+        pdec = np.degrees(np.arcsin(points[:, 2]))
+        for j in range(0, len(ra), 2000):
+            d = separation_matrix(ra[j : j + 2000], dec[j : j + 2000], pra, pdec)
+            best[j : j + 2000] = np.minimum(best[j : j + 2000], d.min(axis=1))
+    return best
+
+
+def separation_matrix(ra1, dec1, ra2, dec2) -> np.ndarray:
+    u, v = unit_vectors(ra1, dec1), unit_vectors(ra2, dec2)
+    return np.degrees(np.arccos(np.clip(u @ v.T, -1, 1)))
+
+
+@pytest.mark.parametrize("vertices", [POLYGONS[1], POLYGONS[2], POLYGONS[4]])
+def test_circles_of_columns_meeting_a_polygon(con, catalog, objects, vertices) -> None:
+    ra, dec = objects["ra"].to_numpy(), objects["dec"].to_numpy()
+    radius = 0.7
+    inside = sphgeom_inside(list(vertices), ra, dec)
+    distance = np.full(len(ra), np.inf)
+    centre = Polygon(vertices).centroid
+    extent = max(float(separation(v[0], v[1], *centre)) for v in vertices)
+    near = separation(ra, dec, *centre) < extent + radius + 1
+    distance[near] = sampled_distance(list(vertices), ra[near], dec[near])
+    expected_mask = inside | (distance <= radius)
+    clear = np.abs(distance - radius) > 1e-3  # sampling cannot decide closer than this
+    numbers = ", ".join(f"{x!r}" for v in vertices for x in v)
+    got = ids(
+        con,
+        catalog,
+        f"INTERSECTS(CIRCLE('ICRS', ra, dec, {radius}), POLYGON('ICRS', {numbers})) = 1",
+    )
+    oid = objects["objectId"].to_numpy()
+    got_mask = np.isin(oid, list(got))
+    assert expected_mask.sum() > 50 and (expected_mask & ~inside).sum() > 20
+    wrong = np.flatnonzero((got_mask != expected_mask) & clear)
+    assert wrong.size == 0, np.stack([ra[wrong], dec[wrong], distance[wrong]], axis=1)

@@ -143,6 +143,11 @@ def _number(value: float) -> str:
     return text if "e" in text else f"{text}e0"
 
 
+def _dot(v: np.ndarray) -> str:
+    """A template of ``v . p`` for `per_row`, p being the unit vector {x}, {y}, {z}."""
+    return f"({_number(v[0])} * {{x}} + {_number(v[1])} * {{y}} + {_number(v[2])} * {{z}})"
+
+
 def _constant(node: exp.Expression) -> float | None:
     """The value of a numeric expression made of literals, or None."""
     if isinstance(node, exp.Literal) and not node.is_string:
@@ -488,7 +493,34 @@ class _Translator:
                 f"adql_angdist({a.sql(0)}, {a.sql(1)}, {b.sql(0)}, {b.sql(1)})"
                 f" <= ({a.sql(2)}) + ({b.sql(2)})"
             )
+        if {a.kind, b.kind} == {"circle", "polygon"}:
+            circle, polygon = (a, b) if a.kind == "circle" else (b, a)
+            if circle.constants() is None:
+                return self.circle_meets_polygon(circle, polygon.polygon)  # type: ignore[arg-type]
         return self.constant_relation("INTERSECTS", a, b)
+
+    def circle_meets_polygon(self, c: _Geometry, polygon: Polygon) -> str:
+        """A circle given by columns meets a constant polygon if its centre is inside,
+        or an edge or a vertex lies within the radius of its centre."""
+        centre = _Geometry("point", c.params[:2])
+        r = c.sql(2)
+        v = polygon.oriented
+        expressions = []
+        for i in range(len(v)):
+            a, b = v[i], v[(i + 1) % len(v)]
+            n = np.cross(a, b)
+            n /= np.linalg.norm(n)
+            expressions += [_dot(n), _dot(np.cross(n, a)), _dot(np.cross(b, n)), _dot(a)]
+        values = self.per_row(centre, expressions)
+        terms = [f"({self.point_in_polygon(centre, polygon)})"]
+        for i in range(len(v)):
+            normal, after_a, before_b, vertex = values[4 * i : 4 * i + 4]
+            terms.append(
+                f"(abs({normal}) <= sin(radians(least({r}, 90.0))) AND {after_a} >= 0"
+                f" AND {before_b} >= 0)"
+            )
+            terms.append(f"{vertex} >= cos(radians(least({r}, 180.0)))")
+        return f"({r}) >= 0 AND ({' OR '.join(terms)})"
 
     def constant_relation(self, name: str, a: _Geometry, b: _Geometry) -> str:
         """Relations between two constant regions, decided here."""
@@ -582,9 +614,6 @@ class _Translator:
         low, high = polygon.dec_range()
         terms = [f"{dec} BETWEEN {_number(low)} AND {_number(high)}"]
 
-        def dot(v: np.ndarray) -> str:
-            return f"({_number(v[0])} * {{x}} + {_number(v[1])} * {{y}} + {_number(v[2])} * {{z}})"
-
         if polygon.is_convex:
             x, y, z = self.per_row(p, ["{x}", "{y}", "{z}"])
             for n in polygon.edge_normals:
@@ -594,7 +623,7 @@ class _Translator:
             return " AND ".join(terms)
         centre, e1, e2, xy = polygon.gnomonic
         w, px, py = self.per_row(
-            p, [dot(centre), f"{dot(e1)} / {dot(centre)}", f"{dot(e2)} / {dot(centre)}"]
+            p, [_dot(centre), f"{_dot(e1)} / {_dot(centre)}", f"{_dot(e2)} / {_dot(centre)}"]
         )
         crossings = []
         for i in range(len(xy)):
