@@ -369,5 +369,27 @@ def repo_convert(
     click.echo(report.summary())
 
 
+@repo.command("merge")
+@click.argument("source")
+@click.option("--repo", "target", required=True, help="Main repository to merge into.")
+@click.option(
+    "--run",
+    "runs",
+    multiple=True,
+    help="RUN collection to merge (repeatable); default: every output run of SOURCE.",
+)
+@click.option("--chain", default=None, help="CHAINED collection to put the runs first in.")
+@click.option("--transfer", default="copy", show_default=True, help="How files are copied.")
+@user_errors
+def repo_merge(
+    source: str, target: str, runs: tuple[str, ...], chain: str | None, transfer: str
+) -> None:
+    """Merge the runs of the repository SOURCE (a pipeline's own) into the main one."""
+    from dpzero.repo.merge import merge_runs
+
+    report = merge_runs(source, target, runs or None, chain=chain, transfer=transfer)
+    click.echo(report.summary())
+
+
 if __name__ == "__main__":
     main()

@@ -13,7 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from lsst.daf.butler import Butler, CollectionType, Config, DatasetType
+from lsst.daf.butler import (
+    Butler,
+    CollectionType,
+    Config,
+    DataCoordinate,
+    DatasetIdGenEnum,
+    DatasetRef,
+    DatasetType,
+)
 from lsst.resources import ResourcePath
 
 from dpzero.errors import InvalidInputError
@@ -35,6 +43,7 @@ __all__ = [
     "insert_records",
     "open_repo",
     "processing_run",
+    "put_once",
     "register_instrument",
     "register_skymap",
 ]
@@ -207,7 +216,23 @@ def register_skymap(butler: Butler, tracts: object = ()) -> None:
     butler.registry.registerRun(SKYMAP_RUN)
     if butler.find_dataset("skyMap", skymap=SKYMAP_NAME, collections=SKYMAP_RUN):
         return
-    butler.put(DC2_SKYMAP, "skyMap", skymap=SKYMAP_NAME, run=SKYMAP_RUN)
+    put_once(butler, DC2_SKYMAP, "skyMap", {"skymap": SKYMAP_NAME}, SKYMAP_RUN)
+
+
+def put_once(butler: Butler, obj: object, dataset_type: str, data_id: dict, run: str) -> None:
+    """Put with an id made from the dataset type, data id and run.
+
+    The same dataset put in two repositories gets the same id, so merging them
+    later finds one dataset, not two conflicting ones.
+    """
+    dt = butler.get_dataset_type(dataset_type)
+    ref = DatasetRef(
+        dt,
+        DataCoordinate.standardize(data_id, dimensions=dt.dimensions),
+        run=run,
+        id_generation_mode=DatasetIdGenEnum.DATAID_TYPE_RUN,
+    )
+    butler.put(obj, ref)
 
 
 def register_release_chain(butler: Butler, children: list[str]) -> None:

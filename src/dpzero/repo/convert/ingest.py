@@ -60,6 +60,7 @@ from dpzero.repo.repository import (
     create_repo,
     insert_records,
     processing_run,
+    put_once,
     register_skymap,
 )
 from dpzero.sim.skymap import DC2_SKYMAP
@@ -493,11 +494,12 @@ def _put_default_camera(butler: Butler) -> None:
     butler.registry.registerRun(CALIB_UNBOUNDED_RUN)
     if butler.find_dataset("camera", instrument=INSTRUMENT, collections=CALIB_UNBOUNDED_RUN):
         return
-    butler.put(
+    put_once(
+        butler,
         LsstCamImSim.camera_description(),
         "camera",
-        instrument=INSTRUMENT,
-        run=CALIB_UNBOUNDED_RUN,
+        {"instrument": INSTRUMENT},
+        CALIB_UNBOUNDED_RUN,
     )
 
 
