@@ -49,6 +49,10 @@ def test_forms_of_the_same_cone(catalog: TableCatalog) -> None:
         "CONTAINS(POINT(ra, dec), CIRCLE(POINT(62, -37), 0.5)) = 1",
         "CONTAINS(POINT(ra, dec), CIRCLE(62, -37, 1.0 / 2)) = 1",
         "scisql_s2PtInCircle(ra, dec, 62, -37, 0.5) = 1",
+        "DISTANCE(POINT('ICRS', ra, dec), POINT('ICRS', 62, -37)) < 0.5",
+        "0.5 >= DISTANCE(POINT(62, -37), POINT(ra, dec))",
+        "DISTANCE(ra, dec, 62, -37) <= 0.5",
+        "scisql_angSep(62, -37, ra, dec) < 0.5",
     ):
         found = regions(f"SELECT ra FROM dp01_dc2_catalogs.object WHERE {where}", catalog)
         assert found["object"].regions == expected, where
@@ -78,6 +82,8 @@ def test_nothing_promised_unless_every_row_must_satisfy_it(catalog: TableCatalog
         "NOT (CONTAINS(POINT(ra, dec), CIRCLE(62, -37, 1)) = 1)",
         "CONTAINS(POINT(ra + 1, dec), CIRCLE(62, -37, 1)) = 1",
         "CONTAINS(POINT(x, y), CIRCLE(62, -37, 1)) = 1",
+        "DISTANCE(POINT(ra, dec), POINT(62, -37)) > 0.5",
+        "DISTANCE(POINT(ra, dec), POINT(ra, -37)) < 0.5",
     ):
         assert regions(f"SELECT ra FROM dp01_dc2_catalogs.object WHERE {where}", catalog) == {}
 

@@ -158,6 +158,10 @@ def _sky_terms(
             if found is not None:
                 yield found
             continue
+        cone = _distance_term(translator, term, tables)
+        if cone is not None:
+            yield cone
+            continue
         for owner, column, low, high in _column_bounds(term, tables):
             key = (owner.alias, column.lower())
             bounds = ranges.setdefault(key, [-1e300, 1e300])
@@ -189,6 +193,44 @@ def _region_term(
     if region is None or ra is None or dec is None or ra[0] is not dec[0]:
         return None
     return ra[0], ra[1], dec[1], region
+
+
+def _distance_term(
+    translator: _Translator, term: exp.Expression, tables: list[_Table]
+) -> tuple[_Table, str, str, Circle] | None:
+    """``DISTANCE(POINT(ra, dec), POINT(c1, c2)) < r`` (or ``<=``, either way round,
+    or scisql_angSep) is a cone."""
+    if isinstance(term, exp.LT | exp.LTE):
+        func, limit = term.this, term.expression
+    elif isinstance(term, exp.GT | exp.GTE):
+        func, limit = term.expression, term.this
+    else:
+        return None
+    radius = _constant(limit)
+    if not isinstance(func, exp.Anonymous) or radius is None or radius < 0:
+        return None
+    name = func.name.upper()
+    try:
+        if name == "DISTANCE" and len(func.expressions) == 2:
+            a, b = (translator.point(arg) for arg in func.expressions)
+            params = [*a.params, *b.params]
+        elif name in ("DISTANCE", "SCISQL_ANGSEP") and len(func.expressions) == 4:
+            params = list(func.expressions)
+        else:
+            return None
+    except AdqlError:
+        return None
+    for point, centre in ((params[:2], params[2:]), (params[2:], params[:2])):
+        owners = [_column_owner(p, tables) for p in point]
+        values = [_constant(c) for c in centre]
+        if None in owners or None in values or owners[0][0] is not owners[1][0]:  # type: ignore[index]
+            continue
+        try:
+            circle = Circle(values[0], values[1], radius)  # type: ignore[arg-type]
+        except AdqlError:
+            return None
+        return owners[0][0], owners[0][1], owners[1][1], circle  # type: ignore[index]
+    return None
 
 
 def _constant_region(geometry: _Geometry) -> Circle | Polygon | None:
