@@ -4,8 +4,8 @@ The catalog engine's path for one query::
 
     query = parse_adql(text)                      # AdqlSyntaxError with line/column
     resolved = resolve(query, catalog)            # AdqlNameError naming the closest names
-    regions = search_regions(resolved.query)      # sky regions per table, for pruning
-    ids = id_constraints(resolved.query)          # objectId constants, for the index
+    regions = search_regions(resolved)            # sky regions per table, for pruning
+    ids = id_constraints(resolved)                # objectId constants, for the index
     sql = to_duckdb(resolved, table_names={...})  # run on a connection that had
     register_adql_functions(con)                  # the ADQL macros registered
 

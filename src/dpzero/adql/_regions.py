@@ -18,6 +18,7 @@ from sqlglot import exp
 
 from dpzero.adql._errors import AdqlError
 from dpzero.adql._geometry import Circle, Polygon, RaDecRange
+from dpzero.adql._names import ResolvedQuery
 from dpzero.adql._parse import AdqlQuery
 from dpzero.adql._translate import _constant, _Geometry, _Translator
 
@@ -298,14 +299,14 @@ def _integer(node: exp.Expression) -> int | None:
 
 
 def search_regions(
-    query: AdqlQuery, position_columns: Mapping[str, tuple[str, str]] | None = None
+    query: AdqlQuery | ResolvedQuery, position_columns: Mapping[str, tuple[str, str]] | None = None
 ) -> dict[str, TableRegions]:
     """The sky regions each table of the query is restricted to.
 
     Parameters
     ----------
     query
-        A parsed query, best the ``query`` of a `ResolvedQuery` (unique aliases).
+        A parsed query, best a `ResolvedQuery` (its aliases are unique).
     position_columns
         Table name → (ra column, dec column) of the positions its store is
         partitioned on. By default ``ra``/``dec`` and ``coord_ra``/``coord_dec``.
@@ -315,6 +316,8 @@ def search_regions(
     dict of str to TableRegions
         Keyed by table alias; tables without a sky constraint are absent.
     """
+    if isinstance(query, ResolvedQuery):
+        query = query.query
     result: dict[str, TableRegions] = {}
     for select in _selects(query.tree):
         tables = _tables(select)
@@ -330,19 +333,21 @@ def search_regions(
     return result
 
 
-def id_constraints(query: AdqlQuery) -> list[IdConstraint]:
+def id_constraints(query: AdqlQuery | ResolvedQuery) -> list[IdConstraint]:
     """Integer constants columns must equal: ``col = 5``, ``col IN (1, 2, 3)``.
 
     Parameters
     ----------
     query
-        A parsed query, best the ``query`` of a `ResolvedQuery`.
+        A parsed query, best a `ResolvedQuery` (its aliases are unique).
 
     Returns
     -------
     list of IdConstraint
         One per (alias, column), the allowed values intersected over the terms.
     """
+    if isinstance(query, ResolvedQuery):
+        query = query.query
     found: dict[tuple[str, str], IdConstraint] = {}
     for select in _selects(query.tree):
         tables = _tables(select)
