@@ -64,6 +64,9 @@ def test_store_holds_every_row_and_lsdb_reads_it(tiny_store, tiny_inputs):
     assert {t for _, t in manifest.tables} == set(full)
     cat = lsdb.open_catalog(tiny_store / DB / "object")
     assert cat.margin is not None
+    margin = cat.margin.compute()
+    assert 0 < len(margin) < len(full["object"])
+    assert set(margin["objectId"]) <= set(full["object"].column("objectId").to_pylist())
     df = cat.compute()
     assert len(df) == full["object"].num_rows
     assert sorted(df["objectId"].tolist()) == sorted(full["object"].column("objectId").to_pylist())
@@ -283,7 +286,7 @@ def test_reingest_replaces_a_table_atomically(tmp_path, tiny_store):
     assert [t.table for t in report.tables] == ["object"]
     now = read_manifest(store)
     assert now.entry(DB, "object").version != old.entry(DB, "object").version
-    assert now.entry(DB, "position") == old.entry(DB, "position")
+    assert now.entry(DB, "truth_match") == old.entry(DB, "truth_match")
     # The old version is gone, the symlink points at the new one.
     versions = sorted(p.name for p in (store / DB).iterdir() if p.name.startswith("object@"))
     assert versions == [f"object@{now.entry(DB, 'object').version}"]

@@ -203,7 +203,8 @@ class _Table:
         by_id: dict[tuple[int, int], tuple[int, ...]] | None = None
         if scan.ids is not None:
             index = self.index()
-            assert index is not None
+            if index is None:
+                raise InvalidInputError(f"table {scan.table} has no objectId index")
             by_id = {(loc.norder, loc.npix): loc.row_groups for loc in index.locate(scan.ids)}
         if only is not None:
             candidates = [only]
