@@ -160,3 +160,18 @@ def test_pipe_base_finds_the_instrument(repo: Path) -> None:
         assert instrument.getRawFormatter({}) is RawFormatter
         instrument.register(butler.registry)  # already there: no change, no error
         assert len(butler.query_dimension_records("detector", instrument=INSTRUMENT)) == 189
+
+
+def test_postgresql_database_is_created(tmp_path: Path) -> None:
+    import uuid
+
+    import psycopg
+
+    name = f"dpzero_repo_new_{uuid.uuid4().hex[:8]}"
+    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
+    try:
+        with create_repo(RepoSpec(str(tmp_path / "r"), registry=url)) as butler:
+            assert len(butler.query_dimension_records("detector", instrument=INSTRUMENT)) == 189
+    finally:
+        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

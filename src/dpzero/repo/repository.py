@@ -154,22 +154,34 @@ def create_repo(spec: RepoSpec) -> Butler:
 
 
 def _prepare_postgresql(url: str) -> None:
-    """Enable ``btree_gist`` (the registry needs it) in the database, once.
+    """Create the database if missing and enable ``btree_gist`` (the registry needs it).
 
     Raises
     ------
     InvalidInputError
-        If the database cannot be reached or the extension cannot be enabled.
+        If the server cannot be reached, or the database or extension cannot be made.
     """
     import psycopg
+    from sqlalchemy.engine import make_url
 
+    parsed = make_url(url)
     try:
-        with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+        try:
+            conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+        except psycopg.OperationalError as exc:
+            if "does not exist" not in str(exc) or not parsed.database:
+                raise
+            server = parsed.set(database="postgres").render_as_string(hide_password=False)
+            with psycopg.connect(server, autocommit=True, connect_timeout=10) as admin:
+                admin.execute(f'CREATE DATABASE "{parsed.database}"')
+            conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+        with conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS btree_gist")
     except psycopg.Error as exc:
         raise InvalidInputError(
-            f"cannot prepare the registry database {url}: {exc}".strip()
-            + " (it must exist, and btree_gist must be enabled or enableable)"
+            f"cannot prepare the registry database {url}: {str(exc).strip()} "
+            "(the server must be reachable, and the database creatable or present "
+            "with btree_gist enabled or enableable)"
         ) from exc
 
 
