@@ -246,7 +246,9 @@ def test_constant_geometry_functions(con, catalog) -> None:
         "INTERSECTS(CIRCLE('ICRS', 0, 0, 1), POLYGON('ICRS', 1.5, -1, 3, -1, 3, 1, 1.5, 1)), "
         "INTERSECTS(CIRCLE('ICRS', 0, 0, 2), POLYGON('ICRS', 1.5, -1, 3, -1, 3, 1, 1.5, 1)), "
         "CONTAINS(CIRCLE('ICRS', 0, 0, 1), POINT('ICRS', 0, 0)), "
-        "CONTAINS(CIRCLE('ICRS', 0, 0, 0), POINT('ICRS', 0, 0)) "
+        "CONTAINS(CIRCLE('ICRS', 0, 0, 0), POINT('ICRS', 0, 0)), "
+        "CAST('12.5 -45' AS POINT), "
+        "CONTAINS(CAST('1 2' AS POINT), CAST('0 0 10 0 10 10 0 10' AS POLYGON)) "
         "FROM dp.obj",
     )
     sq_deg = (180 / math.pi) ** 2
@@ -254,7 +256,7 @@ def test_constant_geometry_functions(con, catalog) -> None:
     assert row[1] == pytest.approx(4 * math.pi / 8 * sq_deg)
     assert row[2:5] == (10, 6, pytest.approx(90.0))
     assert row[5] == [1.5, 2.5] and row[6] == [1.0, 2.0, 3.0]
-    assert row[7:] == ("ICRS", 1, 0, 1, 0, 1)
+    assert row[7:] == ("ICRS", 1, 0, 1, 0, 1, [12.5, -45.0], 1)
 
 
 # ------------------------------------------------------------------ NaN and NULL
@@ -439,7 +441,8 @@ def test_in_unit_converts_with_the_column_unit(con, catalog) -> None:
         ("SELECT REGION('Circle ICRS 1 2 3') FROM dp.obj", AdqlUnsupportedError),
         ("SELECT objectId FROM dp.obj WHERE CONTAINS(POINT('GALACTIC', ra, dec), "
          "CIRCLE('GALACTIC', 1, 2, 3)) = 1", AdqlUnsupportedError),
-        ("SELECT CAST('1 2' AS POINT) FROM dp.obj", AdqlUnsupportedError),
+        ("SELECT CAST(name AS POINT) FROM dp.obj", AdqlUnsupportedError),
+        ("SELECT CAST('1 2 3' AS POINT) FROM dp.obj", AdqlGeometryError),
         ("SELECT objectId FROM dp.obj WHERE CONTAINS(POINT(ra, dec), "
          "POLYGON(ra, dec, 1, 2, 3, 4)) = 1", AdqlUnsupportedError),
         ("SELECT objectId FROM dp.obj WHERE CONTAINS(POINT(ra, dec), "

@@ -143,6 +143,30 @@ def _number(value: float) -> str:
     return text if "e" in text else f"{text}e0"
 
 
+def _is_geometry_cast(node: exp.Expression) -> bool:
+    return isinstance(node, exp.Cast) and node.to.this == exp.DataType.Type.USERDEFINED
+
+
+def _dali(node: exp.Cast) -> _Geometry:
+    """``CAST('12.3 45.6' AS POINT)``: a DALI string (degrees, blank-separated)."""
+    kind = str(node.to.args.get("kind", "")).lower()
+    text = node.this
+    if not (isinstance(text, exp.Literal) and text.is_string):
+        raise AdqlUnsupportedError(f"CAST to {kind.upper()} needs a constant string")
+    try:
+        values = [float(v) for v in text.this.replace(",", " ").split()]
+    except ValueError as exc:
+        raise AdqlGeometryError(f"{text.this!r} is not a list of numbers") from exc
+    if kind == "point" and len(values) == 2:
+        return _Geometry("point", [exp.Literal.number(v) for v in values])
+    if kind == "circle" and len(values) == 3:
+        return _Geometry("circle", [exp.Literal.number(v) for v in values])
+    if kind == "polygon" and len(values) >= 6 and len(values) % 2 == 0:
+        vertices = tuple(zip(values[::2], values[1::2], strict=True))
+        return _Geometry("polygon", [], Polygon(vertices))
+    raise AdqlGeometryError(f"{text.this!r} does not describe a {kind}")
+
+
 def _dot(v: np.ndarray) -> str:
     """A template of ``v . p`` for `per_row`, p being the unit vector {x}, {y}, {z}."""
     return f"({_number(v[0])} * {{x}} + {_number(v[1])} * {{y}} + {_number(v[2])} * {{z}})"
@@ -236,7 +260,9 @@ class _Translator:
                     key,
                     [self.rewrite(c, inner) if isinstance(c, exp.Expression) else c for c in child],
                 )
-        if geometry_arg and (name in _CONSTRUCTORS or isinstance(node, exp.Paren)):
+        if geometry_arg and (
+            name in _CONSTRUCTORS or isinstance(node, exp.Paren) or _is_geometry_cast(node)
+        ):
             return node
         return self.node(node)
 
@@ -280,7 +306,7 @@ class _Translator:
     def cast(self, node: exp.Cast) -> exp.Expression:
         to = node.to
         if to.this == exp.DataType.Type.USERDEFINED:
-            raise AdqlUnsupportedError(f"CAST to {to.args.get('kind')} is not supported")
+            return self.raw(self.geometry(node).as_list())
         if to.this in (exp.DataType.Type.CHAR, exp.DataType.Type.VARCHAR):
             text = f"CAST({_sql(node.this)} AS VARCHAR)"
             length = to.expressions[0].this.this if to.expressions else None
@@ -334,6 +360,8 @@ class _Translator:
         """The geometry value of a POINT/CIRCLE/BOX/POLYGON/CENTROID expression."""
         if isinstance(node, exp.Paren):
             return self.geometry(node.this)
+        if _is_geometry_cast(node):
+            return _dali(node)  # type: ignore[arg-type]
         if not isinstance(node, exp.Anonymous):
             raise AdqlUnsupportedError(
                 f"geometry values must be written with POINT, CIRCLE, BOX or POLYGON; "
