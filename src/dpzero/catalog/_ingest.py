@@ -276,6 +276,7 @@ def _build_table(
     from hats_import.catalog.arguments import ImportArguments
     from hats_import.catalog.file_readers.parquet import ParquetPyarrowReader
     from hats_import.pipeline import pipeline_with_client
+    from tqdm import tqdm
 
     name = table.spec.name
     role = table.role
@@ -307,13 +308,18 @@ def _build_table(
     with _quiet_hats():
         pipeline_with_client(args, client)
     margin_name = f"{name}{MARGIN_SUFFIX}"
-    build_margin(
-        collection / name,
-        collection / margin_name,
-        radius_arcsec=options.margin_arcsec,
-        ra_column=role.ra_column,
-        dec_column=role.dec_column,
-    )
+    partitions = _partition_files(collection / name)
+    with tqdm(
+        total=len(partitions), desc=f"{name}: margin", unit="partition", disable=not progress
+    ) as bar:
+        build_margin(
+            collection / name,
+            collection / margin_name,
+            radius_arcsec=options.margin_arcsec,
+            ra_column=role.ra_column,
+            dec_column=role.dec_column,
+            on_partition=lambda: bar.update(1),
+        )
     CollectionProperties(
         obs_collection=name,
         hats_primary_table_url=name,
@@ -323,7 +329,7 @@ def _build_table(
     shutil.rmtree(scratch, ignore_errors=True)
     if role.key_column is not None:
         built = build_index(
-            _partition_files(collection / name),
+            partitions,
             role.key_column,
             collection / INDEX_DIR / role.key_column,
             rows=rows,
