@@ -369,6 +369,16 @@ def repo_convert(
     click.echo(report.summary())
 
 
+@repo.command("info")
+@click.argument("root")
+@user_errors
+def repo_info(root: str) -> None:
+    """Show what the repository at ROOT holds: collections, datasets, visits, tracts."""
+    from dpzero.repo.info import repo_info as summarise
+
+    click.echo(summarise(root).summary())
+
+
 @repo.command("merge")
 @click.argument("source")
 @click.option("--repo", "target", required=True, help="Main repository to merge into.")

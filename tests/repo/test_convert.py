@@ -19,6 +19,7 @@ from lsst.daf.butler import Butler, CollectionType
 from dpzero.repo.convert import ConvertReport, convert_legacy
 from dpzero.repo.dimensions import RELEASE_COLLECTION
 from dpzero.repo.exposure import Box, Exposure, read_exposure
+from dpzero.repo.info import repo_info
 from dpzero.repo.repository import CALIB_CHAIN, RAW_RUN, RepoSpec
 from dpzero.sim.images.background import Background
 from dpzero.sim.images.layout import LegacyLayout
@@ -176,3 +177,13 @@ def test_files_went_to_the_datastore(converted: Converted, butler: Butler) -> No
     else:
         assert uri.scheme == "s3"
         assert uri.geturl().startswith(converted.spec.datastore)
+
+
+def test_info(converted: Converted) -> None:
+    info = repo_info(converted.spec.root)
+    assert info.datasets["calexp"] == 2
+    assert info.datasets["bias"] == 4  # both validity ranges
+    assert info.visits == {"i": 1, "r": 1}
+    assert info.tracts == (converted.legacy.tract,)
+    assert ("2.2i/calib/certified", "CALIBRATION") in info.collections
+    assert "raw: 4" in info.summary()
