@@ -38,6 +38,7 @@ def test_dp01_query_resolves_to_canonical_names(catalog: TableCatalog) -> None:
     assert resolved.tables == ("dp01_dc2_catalogs.object",)
     assert [c.name for c in resolved.columns] == ["objectId", "ra", "dec", "mag_i_cModel"]
     assert resolved.columns[1].source == ColumnInfo("ra", "double", "deg")
+    assert resolved.columns[1].table == "dp01_dc2_catalogs.object"
     sql = resolved.query.adql()
     assert '"object"."objectId"' in sql
     assert 'AS "object"' in sql

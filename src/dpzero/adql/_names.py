@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
@@ -20,10 +21,15 @@ from dpzero.adql._errors import AdqlNameError
 from dpzero.adql._lexer import tokenize
 from dpzero.adql._parse import AdqlQuery
 
+if TYPE_CHECKING:
+    from dpzero.schema import SchemaSpec
+
 __all__ = ["ColumnInfo", "OutputColumn", "ResolvedQuery", "TableCatalog", "resolve"]
 
 #: Key of the `ColumnInfo` stored in a resolved column node's ``meta``.
 COLUMN_META = "dpzero_column"
+#: Key of the qualified catalog table name stored next to it.
+TABLE_META = "dpzero_table"
 
 
 @dataclass(frozen=True)
@@ -75,7 +81,7 @@ class TableCatalog:
         )
 
     @classmethod
-    def from_schema(cls, schema: object, schema_name: str | None = None) -> TableCatalog:
+    def from_schema(cls, schema: SchemaSpec, schema_name: str | None = None) -> TableCatalog:
         """Build a catalog from a `dpzero.schema.SchemaSpec`.
 
         Parameters
@@ -85,13 +91,13 @@ class TableCatalog:
         schema_name
             The ADQL schema name (``dp01_dc2_catalogs``); the spec's name by default.
         """
-        prefix = schema_name or schema.name  # type: ignore[attr-defined]
+        prefix = schema_name or schema.name
         return cls(
             {
                 f"{prefix}.{table.name}": tuple(
                     ColumnInfo(c.name, c.datatype, c.unit or None) for c in table.columns
                 )
-                for table in schema.tables  # type: ignore[attr-defined]
+                for table in schema.tables
             }
         )
 
@@ -102,10 +108,22 @@ class TableCatalog:
 
 @dataclass(frozen=True)
 class OutputColumn:
-    """One column of a query's result: its name and, if it is a plain column, its info."""
+    """One column of a query's result.
+
+    Attributes
+    ----------
+    name
+        Its name in the result.
+    source
+        The catalog column it shows unchanged, if it is one (also through
+        subqueries), else None.
+    table
+        The qualified catalog table of ``source`` when it is read from one directly.
+    """
 
     name: str
     source: ColumnInfo | None = None
+    table: str | None = None
 
 
 @dataclass(frozen=True)
@@ -288,12 +306,11 @@ class _Resolver:
         node.set("expressions", named)
 
     def output(self, expression: exp.Expression) -> OutputColumn:
-        if isinstance(expression, exp.Alias):
-            inner = expression.this
-            source = inner.meta.get(COLUMN_META) if isinstance(inner, exp.Column) else None
-            return OutputColumn(expression.alias, source)
-        assert isinstance(expression, exp.Column)
-        return OutputColumn(expression.name, expression.meta.get(COLUMN_META))
+        name = expression.alias if isinstance(expression, exp.Alias) else expression.name
+        inner = expression.this if isinstance(expression, exp.Alias) else expression
+        if not isinstance(inner, exp.Column):
+            return OutputColumn(name)
+        return OutputColumn(name, inner.meta.get(COLUMN_META), inner.meta.get(TABLE_META))
 
     # ---------------------------------------------------------------- FROM
     def source(
@@ -413,6 +430,7 @@ class _Resolver:
                 source, info = found[0]
                 new = _column(info.name, source.alias)
                 new.meta[COLUMN_META] = info
+                new.meta[TABLE_META] = source.table
                 node.replace(new)
                 return
         self.unknown_column(node, ident, qualifier, scopes, aliases)
@@ -481,6 +499,7 @@ class _Resolver:
                 for info in source.columns:
                     column = _column(info.name, source.alias)
                     column.meta[COLUMN_META] = info
+                    column.meta[TABLE_META] = source.table
                     expanded.append(column)
         node.set("expressions", expanded)
 
