@@ -115,8 +115,8 @@ class OutputColumn:
     name
         Its name in the result.
     source
-        The catalog column it shows unchanged, if it is one (also through
-        subqueries), else None.
+        What is known of the catalog column it shows unchanged (datatype, unit;
+        through subqueries too, under the subquery's name), else None.
     table
         The qualified catalog table of ``source`` when it is read from one directly.
     """
