@@ -255,3 +255,28 @@ def test_catalog_listing_and_errors(store):
         store.query_adql("SELECT TOP 1 * FROM dp01_dc2_catalogs.objekt")
     with pytest.raises(InvalidInputError):
         TableScan("object")
+
+
+def test_dask_backend_scatters_the_same_partition_plans(tiny_store, store):
+    from dask.distributed import Client
+
+    from dpzero.catalog import DaskCatalogStore
+
+    radius = 9.0 / 3600.0
+    plan = PartitionedPlan(
+        QueryPlan(
+            "SELECT a.objectId AS a_id, b.objectId AS b_id FROM a JOIN b "
+            f"ON adql_hav(a.ra, a.dec, b.ra, b.dec) <= pow(sin(radians({radius}) / 2), 2) "
+            "WHERE a.objectId <> b.objectId",
+            {"a": TableScan(OBJ), "b": TableScan(OBJ, with_margin=True)},
+        ),
+        driver="a",
+        merge_sql="SELECT count(*) AS n, sum(a_id % 1000) AS s FROM partials",
+    )
+    with Client(processes=False, n_workers=2, threads_per_worker=1, dashboard_address=":0") as c:
+        remote = DaskCatalogStore(tiny_store, c)
+        assert remote.tables(DB) == store.tables(DB)
+        assert remote.query(plan).to_pylist() == store.query(plan).to_pylist()
+        assert remote.query(plan).column("n")[0].as_py() > 100
+        cone = QueryPlan("SELECT count(*) FROM o", {"o": TableScan(OBJ, region=Cone(56, -36, 0.2))})
+        assert remote.query(cone).to_pylist() == store.query(cone).to_pylist()

@@ -3,6 +3,7 @@
 Write with `ingest_catalogs`; read with `open_store`, which returns a `CatalogStore`.
 """
 
+from dpzero.catalog._dask import DaskCatalogStore
 from dpzero.catalog._errors import CatalogInputError, StoreBusyError, UnknownTableError
 from dpzero.catalog._ingest import IngestOptions, IngestReport, ingest_catalogs
 from dpzero.catalog._layout import StoreManifest, TableEntry, read_manifest
@@ -23,6 +24,7 @@ __all__ = [
     "CatalogStore",
     "ColumnMetadata",
     "Cone",
+    "DaskCatalogStore",
     "IngestOptions",
     "IngestReport",
     "LocalCatalogStore",

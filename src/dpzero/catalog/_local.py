@@ -345,53 +345,70 @@ class LocalCatalogStore(CatalogStore):
             return
         cur.register(name, table.read(scan, columns, **where))
 
-    def _run_partitioned(self, plan: PartitionedPlan) -> pa.Table:
+    def plan_partitions(self, plan: PartitionedPlan) -> list[tuple[int, int]]:
+        """The (Norder, Npix) partitions a partitioned plan runs on, in sky order."""
+        self._refresh()
         driver = plan.plan.scans[plan.driver]
-        table = self._table(driver.table)
+        return [(p.order, p.pixel) for p in self._table(driver.table).candidate_partitions(driver)]
+
+    def run_partition(
+        self,
+        plan: PartitionedPlan,
+        partition: tuple[int, int] | None,
+        *,
+        fixed: dict[str, pa.Table] | None = None,
+    ) -> pa.Table:
+        """Run ``plan`` on one partition of its driver (None: on empty inputs).
+
+        This is the unit of work a distributed backend ships to its workers.
+        """
+        self._refresh()
+        driver = plan.plan.scans[plan.driver]
         columns = _columns_needed(plan.plan)
-        results = []
-        fixed: dict[str, pa.Table] = {}
-        for part in table.candidate_partitions(driver):
-            cur = self._con.cursor()
-            try:
-                for name, scan in plan.plan.scans.items():
-                    if name == plan.driver:
-                        self._bind(cur, name, scan, columns, only=part)
-                    elif scan.with_margin:
-                        if scan.table != driver.table:
-                            raise InvalidInputError(
-                                f"scan {name} asks for a margin but reads {scan.table}, "
-                                f"not the driving table {driver.table}"
-                            )
-                        self._bind(cur, name, scan, columns, margin_of=part)
-                    else:
-                        if name not in fixed:
-                            fixed[name] = self._table(scan.table).read(scan, columns)
-                        cur.register(name, fixed[name])
-                for name, inline in plan.plan.tables.items():
-                    cur.register(name, inline)
-                results.append(_execute(cur, plan.plan.sql))
-            finally:
-                cur.close()
-        if not results:
-            # No partition: run once on empty inputs for the result's schema.
-            cur = self._con.cursor()
-            try:
-                for name, scan in plan.plan.scans.items():
-                    cols = self._table(scan.table)._columns(columns)
-                    cur.register(name, self._table(scan.table).schema.empty_table().select(cols))
-                results.append(_execute(cur, plan.plan.sql))
-            finally:
-                cur.close()
-        partials = pa.concat_tables(results)
-        if plan.merge_sql is None:
-            return partials
+        fixed = {} if fixed is None else fixed
         cur = self._con.cursor()
         try:
-            cur.register(PARTIALS, partials)
+            for name, scan in plan.plan.scans.items():
+                table = self._table(scan.table)
+                if partition is None:
+                    cur.register(name, table.schema.empty_table().select(table._columns(columns)))
+                    continue
+                part = self._table(driver.table).by_pixel[partition]
+                if name == plan.driver:
+                    self._bind(cur, name, scan, columns, only=part)
+                elif scan.with_margin:
+                    if scan.table != driver.table:
+                        raise InvalidInputError(
+                            f"scan {name} asks for a margin but reads {scan.table}, "
+                            f"not the driving table {driver.table}"
+                        )
+                    self._bind(cur, name, scan, columns, margin_of=part)
+                else:
+                    if name not in fixed:
+                        fixed[name] = table.read(scan, columns)
+                    cur.register(name, fixed[name])
+            for name, inline in plan.plan.tables.items():
+                cur.register(name, inline)
+            return _execute(cur, plan.plan.sql)
+        finally:
+            cur.close()
+
+    def merge_partials(self, plan: PartitionedPlan, partials: list[pa.Table]) -> pa.Table:
+        """Concatenate per-partition results and apply the plan's merge SQL."""
+        table = pa.concat_tables(partials) if partials else self.run_partition(plan, None)
+        if plan.merge_sql is None:
+            return table
+        cur = self._con.cursor()
+        try:
+            cur.register(PARTIALS, table)
             return _execute(cur, plan.merge_sql)
         finally:
             cur.close()
+
+    def _run_partitioned(self, plan: PartitionedPlan) -> pa.Table:
+        fixed: dict[str, pa.Table] = {}
+        partials = [self.run_partition(plan, p, fixed=fixed) for p in self.plan_partitions(plan)]
+        return self.merge_partials(plan, partials)
 
 
 def _configure(con: duckdb.DuckDBPyConnection) -> None:

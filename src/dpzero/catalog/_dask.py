@@ -1,0 +1,78 @@
+"""The distributed backend: the local store's per-partition plans scattered over Dask.
+
+Like Qserv's czar fanning chunk queries out to workers, a `PartitionedPlan` runs one
+task per partition of its driving scan on the workers of a ``dask.distributed`` client;
+the results come back and are merged here. Workers open the same store folder (a shared
+file system, or the same machine). Other plans run in this process.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from dpzero.catalog._local import LocalCatalogStore
+from dpzero.catalog._store import CatalogStore, PartitionedPlan, QueryPlan, TableMetadata
+
+if TYPE_CHECKING:
+    from dask.distributed import Client
+
+__all__ = ["DaskCatalogStore"]
+
+_OPEN: dict[str, LocalCatalogStore] = {}
+_OPEN_LOCK = threading.Lock()
+
+
+def _worker_store(path: str) -> LocalCatalogStore:
+    """One open store per worker process and path (footers stay cached between tasks)."""
+    with _OPEN_LOCK:
+        if path not in _OPEN:
+            _OPEN[path] = LocalCatalogStore(Path(path))
+        return _OPEN[path]
+
+
+def _run_partition(path: str, plan: PartitionedPlan, partition: tuple[int, int]) -> pa.Table:
+    return _worker_store(path).run_partition(plan, partition)
+
+
+class DaskCatalogStore(CatalogStore):
+    """A catalog store whose partitioned plans run on a Dask cluster.
+
+    Parameters
+    ----------
+    path
+        The store folder, readable by every worker at the same path.
+    client
+        A ``dask.distributed`` client.
+    """
+
+    def __init__(self, path: Path, client: Client) -> None:
+        self.path = Path(path).resolve()
+        self.client = client
+        self._local = LocalCatalogStore(self.path)
+
+    def databases(self) -> list[str]:
+        """Database names, sorted."""
+        return self._local.databases()
+
+    def tables(self, database: str) -> list[str]:
+        """Table names of ``database``, sorted."""
+        return self._local.tables(database)
+
+    def table_metadata(self, database: str, table: str) -> TableMetadata:
+        """Felis metadata and partitioning facts of one table."""
+        return self._local.table_metadata(database, table)
+
+    def query(self, query: str | QueryPlan | PartitionedPlan) -> pa.Table:
+        """Run a plan; partitioned plans fan out to the workers, one task per partition."""
+        if not isinstance(query, PartitionedPlan):
+            return self._local.query(query)
+        partitions = self._local.plan_partitions(query)
+        futures = [
+            self.client.submit(_run_partition, str(self.path), query, p, pure=False)
+            for p in partitions
+        ]
+        return self._local.merge_partials(query, self.client.gather(futures))
