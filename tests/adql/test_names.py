@@ -158,3 +158,12 @@ def test_original_query_is_not_modified(catalog: TableCatalog) -> None:
     before = query.adql()
     resolve(query, catalog)
     assert query.adql() == before
+
+
+def test_join_columns_of_using_and_natural_joins_are_not_ambiguous() -> None:
+    catalog = TableCatalog.from_columns({"s.a": ["x", "y"], "s.b": ["x", "z"]})
+    for join in ("JOIN s.b USING (x)", "NATURAL JOIN s.b"):
+        resolved = resolve(parse_adql(f"SELECT x, y, z FROM s.a {join}"), catalog)
+        assert [c.name for c in resolved.columns] == ["x", "y", "z"]
+    with pytest.raises(AdqlNameError, match="ambiguous"):
+        resolve(parse_adql("SELECT x FROM s.a JOIN s.b ON a.y = b.z"), catalog)

@@ -168,7 +168,8 @@ class _Source:
 @dataclass
 class _Scope:
     sources: list[_Source] = field(default_factory=list)
-    using: set[str] = field(default_factory=set)
+    using: set[str] = field(default_factory=set)  # columns of USING joins
+    natural: bool = False  # a NATURAL join: its common columns are one column
 
 
 def _column(name: str, table: str) -> exp.Column:
@@ -264,6 +265,7 @@ class _Resolver:
             items.append(join.this)
             for ident in join.args.get("using") or []:
                 scope.using.add(ident.this.lower())
+            scope.natural |= str(join.args.get("method", "")).upper() == "NATURAL"
         for item in items:
             self.source(item, scope, outer, ctes)
         self.expand_stars(node, scope)
@@ -337,6 +339,7 @@ class _Resolver:
             for join in item.args.get("joins") or []:
                 for ident in join.args.get("using") or []:
                     scope.using.add(ident.this.lower())
+                scope.natural |= str(join.args.get("method", "")).upper() == "NATURAL"
                 self.source(join.this, scope, outer, ctes)
                 if join.args.get("on") is not None:
                     self.walk(join.args["on"], [scope, *outer], ctes, set())
@@ -420,7 +423,8 @@ class _Resolver:
                 info = source.find(ident)
                 if info is not None:
                     found.append((source, info))
-            if len(found) > 1 and not qualifier and ident.this.lower() not in scope.using:
+            joined = scope.natural or ident.this.lower() in scope.using
+            if len(found) > 1 and not qualifier and not joined:
                 names = ", ".join(s.table or s.alias for s, _ in found)
                 raise AdqlNameError(
                     f"column {ident.this} is ambiguous: it is in {names}; qualify it",
