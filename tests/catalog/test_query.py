@@ -280,3 +280,34 @@ def test_dask_backend_scatters_the_same_partition_plans(tiny_store, store):
         assert remote.query(plan).column("n")[0].as_py() > 100
         cone = QueryPlan("SELECT count(*) FROM o", {"o": TableScan(OBJ, region=Cone(56, -36, 0.2))})
         assert remote.query(cone).to_pylist() == store.query(cone).to_pylist()
+
+
+def test_concurrent_queries_from_threads(store):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def cone(i: int) -> list[int]:
+        ra, dec = 55.5 + (i % 7) * 0.15, -36.5 + (i % 5) * 0.2
+        return sorted(
+            store.query_adql(
+                "SELECT objectId FROM dp01_dc2_catalogs.object WHERE "
+                f"CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', {ra}, {dec}, 0.1)) = 1"
+            )
+            .column(0)
+            .to_pylist()
+        )
+
+    serial = [cone(i) for i in range(24)]
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(cone, range(24))) == serial
+    assert sum(map(len, serial)) > 0
+
+
+def test_ingest_options_reject_nonsense():
+    from dpzero.catalog import IngestOptions
+
+    with pytest.raises(InvalidInputError):
+        IngestOptions(partition_rows=0)
+    with pytest.raises(InvalidInputError):
+        IngestOptions(highest_order=30)
+    with pytest.raises(TypeError):
+        IngestOptions(partition_row=5)  # type: ignore[call-arg]

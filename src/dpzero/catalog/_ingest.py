@@ -72,6 +72,17 @@ class IngestOptions:
     chunk_rows: int = 200_000
     threads: int = 2
 
+    def __post_init__(self) -> None:
+        for name in ("partition_rows", "row_group_rows", "chunk_rows", "threads"):
+            if getattr(self, name) < 1:
+                raise InvalidInputError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if not 0 <= self.highest_order <= 19:
+            raise InvalidInputError(f"highest_order must lie in 0..19, not {self.highest_order}")
+        if not 0.0 < self.margin_arcsec <= 3600.0:
+            raise InvalidInputError(
+                f"margin_arcsec must lie in (0, 3600], not {self.margin_arcsec}"
+            )
+
 
 @dataclass(frozen=True)
 class IngestReport:

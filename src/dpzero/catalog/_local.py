@@ -267,6 +267,11 @@ class LocalCatalogStore(CatalogStore):
         self._con = con
         self._stamp = stamp
 
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor of its own for one query (safe to use from many threads at once)."""
+        with self._lock:
+            return self._con.cursor()
+
     def _refresh(self) -> None:
         stamp = (self.path / STORE_FILE).stat().st_mtime_ns
         if stamp != self._stamp:
@@ -316,7 +321,7 @@ class LocalCatalogStore(CatalogStore):
             query = QueryPlan(query)
         if isinstance(query, PartitionedPlan):
             return self._run_partitioned(query)
-        cur = self._con.cursor()
+        cur = self._cursor()
         try:
             columns = _columns_needed(query)
             for name, scan in query.scans.items():
@@ -366,7 +371,7 @@ class LocalCatalogStore(CatalogStore):
         driver = plan.plan.scans[plan.driver]
         columns = _columns_needed(plan.plan)
         fixed = {} if fixed is None else fixed
-        cur = self._con.cursor()
+        cur = self._cursor()
         try:
             for name, scan in plan.plan.scans.items():
                 table = self._table(scan.table)
@@ -398,7 +403,7 @@ class LocalCatalogStore(CatalogStore):
         table = pa.concat_tables(partials) if partials else self.run_partition(plan, None)
         if plan.merge_sql is None:
             return table
-        cur = self._con.cursor()
+        cur = self._cursor()
         try:
             cur.register(PARTIALS, table)
             return _execute(cur, plan.merge_sql)
