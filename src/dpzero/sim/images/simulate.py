@@ -70,8 +70,11 @@ SURVEY_CENTRE = (62.0, -37.0)
 
 _PSF_KERNEL = 31
 
-EXACT_SNR = 3.0
-"""Objects brighter than this S/N in an image get exact profiles, fainter ones Gaussians."""
+EXACT_SNR = 50.0
+"""Objects brighter than this S/N in a visit get exact profiles, fainter ones Gaussians."""
+
+EXACT_SNR_COADD = 100.0
+"""The same for coadds, where many more objects are well detected."""
 
 
 @dataclass(frozen=True)
@@ -355,11 +358,13 @@ def _psf_kernel(psf: galsim.GSObject, jacobian: tuple[float, float, float, float
 
 
 def _detection_mask(image: np.ndarray, variance: np.ndarray, psf_sigma: float) -> np.ndarray:
-    """``DETECTED``: the PSF-smoothed image 5σ above zero, pixels next to it included."""
+    """``DETECTED``: the PSF-smoothed image 5σ above zero, and the pixels next to it."""
     finite = np.isfinite(image)
     smoothed = ndimage.gaussian_filter(np.where(finite, image, 0.0), psf_sigma)
-    noise = math.sqrt(float(np.nanmedian(variance))) / (2.0 * math.sqrt(math.pi) * psf_sigma)
-    detected = ndimage.binary_dilation(smoothed > 5.0 * noise, iterations=2) & finite
+    typical = float(np.nanmedian(variance[::4, ::4]))
+    noise = math.sqrt(typical) / (2.0 * math.sqrt(math.pi) * psf_sigma)
+    above = (smoothed > 5.0 * noise).astype(np.uint8)
+    detected = (ndimage.maximum_filter(above, size=3) > 0) & finite
     out = np.zeros(image.shape, dtype=np.int32)
     out[detected] = mask_bits("DETECTED")
     return out
@@ -538,7 +543,7 @@ def _process_patch(
         counts = flux / COADD_NJY_PER_COUNT
         objects = SceneObjects.from_truth(sub, tx[near] - box.x0, ty[near] - box.y0, counts)
         model = render(
-            objects, box.shape, psf, jacobian, EXACT_SNR * noise.sigma * math.sqrt(n_eff)
+            objects, box.shape, psf, jacobian, EXACT_SNR_COADD * noise.sigma * math.sqrt(n_eff)
         )
         variance = noise.sigma**2 + np.clip(model, 0.0, None) / noise.gain
         image = model + rng.normal(0.0, 1.0, box.shape) * np.sqrt(variance)
