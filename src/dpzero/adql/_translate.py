@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -126,9 +127,6 @@ def _sql(node: exp.Expression) -> str:
     return node.sql(dialect="duckdb", copy=False)
 
 
-_RAW = re.compile(r"__dpzero_raw_(\d+)__")
-
-
 def _double() -> exp.DataType:
     return exp.DataType(this=exp.DataType.Type.DOUBLE)
 
@@ -141,6 +139,10 @@ def _number(value: float) -> str:
     """A DOUBLE literal for DuckDB (``1.5`` alone would be a DECIMAL)."""
     text = repr(float(value))
     return text if "e" in text else f"{text}e0"
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _is_geometry_cast(node: exp.Expression) -> bool:
@@ -229,6 +231,9 @@ class _Translator:
     def __init__(self, nan_as_null: bool, resolved: bool) -> None:
         self.nan_as_null = nan_as_null
         self.raws: list[str] = []
+        # Placeholders a query's own text cannot guess (it could hold them in a string).
+        self.marker = f"__dpzero_{secrets.token_hex(8)}_"
+        self.placeholder = re.compile(re.escape(self.marker) + r"(\d+)__")
         self.fast = False  # generating a condition used only where it must be true
         # alias → {SQL: column name} of values computed once per row (`per_row`);
         # None when the query was not resolved (its aliases may not be unique).
@@ -237,13 +242,13 @@ class _Translator:
     def raw(self, sql: str) -> exp.Expression:
         """A placeholder for DuckDB SQL text, put in after generation (no re-parsing)."""
         self.raws.append(sql)
-        return exp.Var(this=f"__dpzero_raw_{len(self.raws) - 1}__")
+        return exp.Var(this=f"{self.marker}{len(self.raws) - 1}__")
 
     def finish(self, tree: exp.Expression) -> str:
         """The tree as DuckDB SQL with every placeholder replaced."""
         sql = _sql(tree)
-        while _RAW.search(sql):
-            sql = _RAW.sub(lambda m: self.raws[int(m.group(1))], sql)
+        while self.placeholder.search(sql):
+            sql = self.placeholder.sub(lambda m: self.raws[int(m.group(1))], sql)
         return sql
 
     # ---------------------------------------------------------------- walk
@@ -616,7 +621,7 @@ class _Translator:
         if alias is None or self.computed is None:
             xyz = {c: f"adql_{c}({ra}, {dec})" for c in "xyz"}
             return [e.format(**xyz) for e in expressions]
-        prefix = f'"{alias}".'
+        prefix = _quoted(alias) + "."
         xyz = {c: f"adql_{c}({ra.replace(prefix, '')}, {dec.replace(prefix, '')})" for c in "xyz"}
         columns = self.computed.setdefault(alias, {})
         out = []
@@ -635,7 +640,8 @@ class _Translator:
             source = table.copy()
             source.set("alias", None)
             columns = ", ".join(f"{sql} AS {name}" for sql, name in self.computed[alias].items())
-            table.replace(self.raw(f'(SELECT *, {columns} FROM {_sql(source)}) AS "{alias}"'))
+            derived = f"(SELECT *, {columns} FROM {_sql(source)}) AS {_quoted(alias)}"
+            table.replace(self.raw(derived))
 
     def point_in_polygon(self, p: _Geometry, polygon: Polygon) -> str:
         dec = p.sql(1)
