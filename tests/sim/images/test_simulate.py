@@ -223,3 +223,39 @@ def test_user_errors(tmp_path: Path, truth: pa.Table) -> None:
         simulate_images("huge", 1, tmp_path / "o", truth=truth, progress=False)
     with pytest.raises(InvalidInputError, match="lacks columns"):
         simulate_images("tiny", 1, tmp_path / "o", truth=truth.drop(["flux_r"]), progress=False)
+
+
+@pytest.mark.slow
+def test_cli_tiny_with_the_truth_universe(tmp_path: Path) -> None:
+    """The whole tiny release from ``dpzero sim images``, checked against load_truth."""
+    from click.testing import CliRunner
+
+    from dpzero.cli import main
+    from dpzero.sim import load_truth
+
+    out = tmp_path / "legacy"
+    result = CliRunner().invoke(
+        main, ["sim", "images", "--size", "tiny", "--seed", "1", "--out", str(out), "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "6 visits × 9 detectors" in result.output
+    layout = _layout(out)
+    for name in DATASET_TYPES:
+        assert any(True for _ in layout.find(name)), name
+    truth = load_truth("tiny", 1)
+    rows = []
+    for data_id, path in layout.find("calexp"):
+        exposure = read_exposure(path)
+        rows.append(
+            _measure_stars(
+                exposure, truth, flux_at(truth, data_id["band"], exposure.visit_info.mjd), 30
+            )
+        )
+    rows = np.concatenate(rows)
+    assert len(rows) >= 10 and np.isfinite(rows).all()
+    assert abs(np.median(rows[:, 2]) - 0.99) < 0.015
+    assert np.percentile(np.hypot(rows[:, 0], rows[:, 1]), 90) < 0.3
+    again = CliRunner().invoke(
+        main, ["sim", "images", "--size", "tiny", "--seed", "1", "--out", str(out), "--quiet"]
+    )
+    assert again.exit_code == 2 and "not empty" in again.output
