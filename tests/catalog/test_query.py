@@ -311,3 +311,40 @@ def test_ingest_options_reject_nonsense():
         IngestOptions(highest_order=30)
     with pytest.raises(TypeError):
         IngestOptions(partition_row=5)  # type: ignore[call-arg]
+
+
+def test_join_on_objectid_reads_the_other_table_through_the_index(store, tiny_inputs):
+    from dpzero.catalog._adql import adql_plan
+
+    obj, truth = tiny_inputs[1]["object"], tiny_inputs[1]["truth_match"]
+    query = (
+        "SELECT o.objectId, t.match_objectId, t.redshift "
+        "FROM dp01_dc2_catalogs.object AS o JOIN dp01_dc2_catalogs.truth_match AS t "
+        "ON o.objectId = t.match_objectId "
+        "WHERE CONTAINS(POINT('ICRS', o.ra, o.dec), CIRCLE('ICRS', 56.0, -36.0, 0.3)) = 1"
+    )
+    plan = adql_plan(store, query)
+    joined = [s for s in plan.scans.values() if s.table.endswith("truth_match")]
+    assert len(joined) == 1 and joined[0].ids_from is not None
+    got = store.query_adql(query)
+    inside = sep_deg(56.0, -36.0, obj.column("ra"), obj.column("dec")) <= 0.3
+    want_ids = set(np.asarray(obj.column("objectId"))[inside].tolist())
+    want = sorted(i for i in truth.column("match_objectId").to_pylist() if i in want_ids)
+    assert sorted(got.column("match_objectId").to_pylist()) == want
+    assert sorted(got.column("objectId").to_pylist()) == want
+    assert len(want) > 10
+    # In a LEFT JOIN only the joined (right) table may be restricted to the other's ids.
+    left = adql_plan(
+        store,
+        "SELECT o.objectId, t.redshift FROM dp01_dc2_catalogs.truth_match AS t "
+        "LEFT JOIN dp01_dc2_catalogs.object AS o ON o.objectId = t.match_objectId "
+        "WHERE t.match_objectId = 5",
+    )
+    assert [s.table for s in left.scans.values() if s.ids_from] == ["dp01_dc2_catalogs.object"]
+    right = adql_plan(
+        store,
+        "SELECT o.objectId, t.redshift FROM dp01_dc2_catalogs.object AS o "
+        "LEFT JOIN dp01_dc2_catalogs.truth_match AS t ON o.objectId = t.match_objectId "
+        "WHERE t.match_objectId = 5",
+    )
+    assert not any(s.ids_from for s in right.scans.values())

@@ -161,6 +161,7 @@ def adql_plan(
             binding = f"__scan_{i}"
             scans[binding] = scan
             names[name] = binding
+    _push_id_joins(resolved, store, scans, names, aliases, keys)
     names.update(inline_names)
     columns = _query_columns(resolved)
     if columns is not None:
@@ -168,6 +169,87 @@ def adql_plan(
         # re-parsing the translated SQL would cost more than the read).
         scans = {k: replace(v, columns=columns) for k, v in scans.items()}
     return QueryPlan(to_duckdb(resolved, table_names=names), scans, inline_bindings)
+
+
+def _equi_joins(resolved: object) -> list[tuple[str, str, str, str]]:
+    """``(alias, column, alias, column)`` equalities every result row satisfies.
+
+    Top-level terms of WHERE and of inner joins' ON count both ways round; a LEFT
+    JOIN's ON restricts only its joined (right) table. Only single-SELECT queries.
+    """
+    from sqlglot import exp
+
+    tree = resolved.query.tree  # type: ignore[attr-defined]
+    if len(list(tree.find_all(exp.Select))) != 1 or not isinstance(tree, exp.Select):
+        return []
+
+    def conjuncts(node: exp.Expression | None) -> list[exp.Expression]:
+        if node is None:
+            return []
+        if isinstance(node, exp.Where):
+            node = node.this
+        while isinstance(node, exp.Paren):
+            node = node.this
+        if isinstance(node, exp.And):
+            return conjuncts(node.this) + conjuncts(node.expression)
+        return [node]
+
+    found: list[tuple[str, str, str, str]] = []
+
+    def pairs(terms: list[exp.Expression], only_right: str | None) -> None:
+        for t in terms:
+            if not (
+                isinstance(t, exp.EQ)
+                and isinstance(t.this, exp.Column)
+                and isinstance(t.expression, exp.Column)
+                and t.this.table
+                and t.expression.table
+            ):
+                continue
+            x, y = t.this, t.expression
+            for a, b in ((x, y), (y, x)):
+                if only_right is None or b.table == only_right:
+                    found.append((a.table, a.name, b.table, b.name))
+
+    pairs(conjuncts(tree.args.get("where")), None)
+    for join in tree.args.get("joins") or []:
+        side = (join.args.get("side") or "").upper()
+        kind = (join.args.get("kind") or "").upper()
+        if kind not in ("", "INNER") or side in ("RIGHT", "FULL"):
+            continue
+        right = join.this.alias_or_name if side == "LEFT" else None
+        pairs(conjuncts(join.args.get("on")), right)
+    return found
+
+
+def _push_id_joins(
+    resolved: object,
+    store: CatalogStore,
+    scans: dict[str, TableScan],
+    names: dict[str, str],
+    aliases: dict[str, list[str]],
+    keys: dict[str, str | None],
+) -> None:
+    """Give unconstrained tables joined on their key to a pruned scan an ``ids_from``."""
+    by_alias = _aliases(resolved)
+    changed = True
+    while changed:
+        changed = False
+        for a_alias, a_col, b_alias, b_col in _equi_joins(resolved):
+            a_table, b_table = by_alias.get(a_alias), by_alias.get(b_alias)
+            if a_table is None or b_table is None or b_table in names:
+                continue
+            if a_table not in names or names[a_table] not in scans:
+                continue
+            key = keys.get(b_table)
+            if key is None or key.lower() != b_col.lower():
+                continue
+            if len(aliases.get(b_table.lower(), [])) != 1 or len(aliases[a_table.lower()]) != 1:
+                continue
+            binding = f"__scan_join_{len(scans)}"
+            scans[binding] = TableScan(b_table, ids_from=(names[a_table], a_col))
+            names[b_table] = binding
+            changed = True
 
 
 def _query_columns(resolved: object) -> tuple[str, ...] | None:

@@ -14,7 +14,7 @@ import json
 import os
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import duckdb
@@ -324,8 +324,18 @@ class LocalCatalogStore(CatalogStore):
         cur = self._cursor()
         try:
             columns = _columns_needed(query)
-            for name, scan in query.scans.items():
-                self._bind(cur, name, scan, columns)
+            bound: dict[str, pa.Table | None] = {}
+            for name in _scan_order(query):
+                scan = query.scans[name]
+                if scan.ids_from is not None:
+                    source, column = scan.ids_from
+                    rows = bound.get(source)
+                    if rows is None or column not in rows.column_names:
+                        scan = replace(scan, ids_from=None)  # source read in full: no help
+                    else:
+                        keys = pc.unique(rows.column(column).drop_null()).cast(pa.int64())
+                        scan = replace(scan, ids=tuple(keys.to_pylist()), ids_from=None)
+                bound[name] = self._bind(cur, name, scan, columns)
             for name, table in query.tables.items():
                 cur.register(name, table)
             return _execute(cur, query.sql)
@@ -339,7 +349,8 @@ class LocalCatalogStore(CatalogStore):
         scan: TableScan,
         columns: list[str] | None,
         **where: _Partition | None,
-    ) -> None:
+    ) -> pa.Table | None:
+        """Make ``name`` a relation of the cursor; return its Arrow rows when read here."""
         table = self._table(scan.table)
         if scan.region is None and scan.ids is None and not where:
             # A full scan: DuckDB's own Parquet reader over every partition.
@@ -347,8 +358,10 @@ class LocalCatalogStore(CatalogStore):
                 f'CREATE TEMP VIEW "{name}" AS SELECT * EXCLUDE ({HEALPIX_COLUMN}) '
                 f"FROM read_parquet('{_sql_str(table.glob)}', hive_partitioning = false)"
             )
-            return
-        cur.register(name, table.read(scan, columns, **where))
+            return None
+        rows = table.read(scan, columns, **where)
+        cur.register(name, rows)
+        return rows
 
     def plan_partitions(self, plan: PartitionedPlan) -> list[tuple[int, int]]:
         """The (Norder, Npix) partitions a partitioned plan runs on, in sky order."""
@@ -435,6 +448,22 @@ def _execute(cur: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
         return cur.sql(sql).to_arrow_table()
     except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException) as exc:
         raise InvalidInputError(f"query failed: {exc}") from None
+
+
+def _scan_order(plan: QueryPlan) -> list[str]:
+    """Bindings in an order where every ``ids_from`` source comes before its user."""
+    order: list[str] = []
+    pending = dict(plan.scans)
+    while pending:
+        ready = [
+            n for n, s in pending.items() if s.ids_from is None or s.ids_from[0] not in pending
+        ]
+        if not ready:
+            raise InvalidInputError("scans take ids from each other in a cycle")
+        for n in ready:
+            order.append(n)
+            del pending[n]
+    return order
 
 
 def _columns_needed(plan: QueryPlan) -> list[str] | None:

@@ -78,6 +78,10 @@ class TableScan:
     with_margin
         In a `PartitionedPlan`, add the driving partition's margin rows (neighbours
         across its edge, up to the store's margin radius).
+    ids_from
+        ``(binding, column)``: the query keeps only rows whose key equals a value of
+        ``column`` in another scan's rows (an equi-join on objectId); that scan is read
+        first and its values looked up in the objectId index.
     """
 
     table: str
@@ -86,6 +90,7 @@ class TableScan:
     columns: tuple[str, ...] | None = None
     dilate_arcsec: float = 0.0
     with_margin: bool = False
+    ids_from: tuple[str, str] | None = None
 
     def __post_init__(self) -> None:
         if self.table.count(".") != 1:
