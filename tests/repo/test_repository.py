@@ -162,6 +162,7 @@ def test_pipe_base_finds_the_instrument(repo: Path) -> None:
         assert len(butler.query_dimension_records("detector", instrument=INSTRUMENT)) == 189
 
 
+@pytest.mark.slow
 def test_postgresql_database_is_created(tmp_path: Path) -> None:
     import uuid
 
