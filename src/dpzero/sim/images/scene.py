@@ -228,19 +228,32 @@ def render(
         overlap = stamp.bounds & image.bounds
         if overlap.isDefined():
             image[overlap] += stamp[overlap]
-    faint = np.nonzero(keep & ~exact)[0]
-    for chunk in range(0, faint.size, 4096):
-        _splat_gaussians(
-            image.array, objects, faint[chunk : chunk + 4096], sigma_pix * pixel_scale, jacobian
-        )
+    faint = keep & ~exact
+    # Stamps of 4σ (of the widest axis, up to 1/(1 − e) wider) in three sizes.
+    reach = 4.0 * sigma_pix * 1.6
+    lower = 0.0
+    for half in _SPLAT_HALVES:
+        group = np.nonzero(faint & (reach > lower) & (reach <= half))[0]
+        if half == _SPLAT_HALVES[-1]:
+            group = np.nonzero(faint & (reach > lower))[0]
+        for chunk in range(0, group.size, 4096):
+            _splat_gaussians(
+                image.array,
+                objects,
+                group[chunk : chunk + 4096],
+                sigma_pix * pixel_scale,
+                jacobian,
+                half,
+            )
+        lower = half
     return image.array
 
 
-_SPLAT_MAX_SIGMA = 2.5
+_SPLAT_MAX_SIGMA = 3.5
 """Gaussian stand-ins wider than this (pixels) are drawn exactly instead."""
 
-_SPLAT_HALF = 10
-"""Half-size of a Gaussian stand-in's stamp (4σ of the widest)."""
+_SPLAT_HALVES = (6, 10, 14)
+"""Half-sizes of Gaussian stand-ins' stamps, the smallest holding 4σ used."""
 
 
 def _splat_gaussians(
@@ -249,8 +262,9 @@ def _splat_gaussians(
     index: NDArray[np.int64],
     sigma: NDArray[np.float64],
     jacobian: tuple[float, float, float, float],
+    half: int,
 ) -> None:
-    """Add elliptical Gaussians (flux-normalised on their stamps) for objects ``index``."""
+    """Add elliptical Gaussians (flux-normalised on stamps of ``2 half + 1`` pixels)."""
     n = index.size
     if n == 0:
         return
@@ -269,7 +283,7 @@ def _splat_gaussians(
     jac_inv = np.linalg.inv(np.array(jacobian).reshape(2, 2))
     cov = jac_inv @ cov_sky @ jac_inv.T + np.eye(2) / 12.0  # the pixel's own width
     inv = np.linalg.inv(cov)
-    h = _SPLAT_HALF
+    h = half
     offsets = np.arange(-h, h + 1)
     x, y = objects.x[index], objects.y[index]
     cx, cy = np.round(x).astype(np.int64), np.round(y).astype(np.int64)
