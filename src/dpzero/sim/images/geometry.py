@@ -25,6 +25,7 @@ from dpzero.sim.skymap import DC2_SKYMAP, RingsSkyMap
 __all__ = [
     "detector_corners",
     "detector_wcs",
+    "focal_plane_corners",
     "local_jacobian",
     "patch_box",
     "patch_wcs",
@@ -73,6 +74,25 @@ def detector_corners(detector: DetectorSpec, visit: Visit, camera: CameraSpec) -
     wcs = detector_wcs(detector, visit, camera.pixel_scale)
     x = np.array([-0.5, detector.width - 0.5, detector.width - 0.5, -0.5])
     y = np.array([-0.5, -0.5, detector.height - 0.5, detector.height - 0.5])
+    ra, dec = wcs.all_pix2world(x, y, 0)
+    return np.column_stack([ra, dec])
+
+
+def focal_plane_corners(camera: CameraSpec, visit: Visit) -> NDArray:
+    """Sky corners (ra, dec degrees) of the outline of the whole focal plane, shape (4, 2).
+
+    The outline spans the detectors and the gaps between them: the area a visit
+    observes, as a survey of many dithered visits fills the gaps.
+    """
+    centre = min(camera.detectors, key=lambda d: math.hypot(d.focal_x, d.focal_y))
+    wcs = detector_wcs(centre, visit, camera.pixel_scale)
+    x0 = min(d.focal_x - d.width / 2 for d in camera.detectors) - centre.focal_x
+    x1 = max(d.focal_x + d.width / 2 for d in camera.detectors) - centre.focal_x
+    y0 = min(d.focal_y - d.height / 2 for d in camera.detectors) - centre.focal_y
+    y1 = max(d.focal_y + d.height / 2 for d in camera.detectors) - centre.focal_y
+    cx, cy = (centre.width - 1) / 2, (centre.height - 1) / 2
+    x = np.array([x0, x1, x1, x0]) + cx
+    y = np.array([y0, y0, y1, y1]) + cy
     ra, dec = wcs.all_pix2world(x, y, 0)
     return np.column_stack([ra, dec])
 

@@ -42,6 +42,7 @@ from dpzero.sim.images.coadd import COADD_NJY_PER_COUNT, coadd_noise, coadd_psf,
 from dpzero.sim.images.geometry import (
     detector_corners,
     detector_wcs,
+    focal_plane_corners,
     local_jacobian,
     patch_box,
     patch_wcs,
@@ -224,10 +225,13 @@ def simulate_images(
         bar.update(1)
     bar.close()
 
-    patches = list(_patches(quads))
+    outlines = [focal_plane_corners(camera, v) for v in visits]
+    patches = list(_patches(outlines))
     bar = _progress(len(patches) * len(bands), progress, "coadds")
     for tract, px, py, box in patches:
-        _process_patch(tract, (px, py), box, quads, truth, writer, seed, reference_ids, bands, bar)
+        _process_patch(
+            tract, (px, py), box, quads, outlines, truth, writer, seed, reference_ids, bands, bar
+        )
     bar.close()
 
     manifest = ImagesManifest(
@@ -486,6 +490,15 @@ def _patches(quads: list[np.ndarray]) -> Iterator[tuple[int, int, int, Box]]:
                     yield int(tract), px, py, box
 
 
+def _in_tract(tract: int, quads: list[np.ndarray]) -> list[np.ndarray]:
+    """Sky quadrilaterals in a tract's pixel frame."""
+    out = []
+    for quad in quads:
+        qx, qy = DC2_SKYMAP.sky_to_pixel(tract, quad[:, 0], quad[:, 1])
+        out.append(np.column_stack([qx, qy]))
+    return out
+
+
 def _touches_inner(box: Box, px: int, py: int) -> bool:
     inner = DC2_SKYMAP.patch_inner
     return not box.intersection(Box(px * inner, py * inner, inner, inner)).is_empty
@@ -496,6 +509,7 @@ def _process_patch(
     patch: tuple[int, int],
     box: Box,
     quads: list[np.ndarray],
+    outlines: list[np.ndarray],
     truth: pa.Table,
     writer: _Writer,
     seed: int,
@@ -505,12 +519,10 @@ def _process_patch(
 ) -> None:
     """Coadds of every band of a patch, and the patch's coadd catalogs."""
     patch_str = f"{patch[0]},{patch[1]}"
-    tract_quads = []
-    for quad in quads:
-        qx, qy = DC2_SKYMAP.sky_to_pixel(tract, quad[:, 0], quad[:, 1])
-        tract_quads.append(np.column_stack([qx, qy]))
-    n_image = coverage(box, tract_quads)
-    no_data = n_image == 0
+    n_image = coverage(box, _in_tract(tract, quads))
+    # Five years of dithered visits fill the gaps between detectors: pixels inside any
+    # visit's focal-plane outline have data at the coadd's depth.
+    no_data = coverage(box, _in_tract(tract, outlines)) == 0
     ra = truth.column("ra").to_numpy(zero_copy_only=False)
     dec = truth.column("dec").to_numpy(zero_copy_only=False)
     tx, ty = DC2_SKYMAP.sky_to_pixel(tract, ra, dec)
