@@ -125,9 +125,8 @@ def merge_runs(
         present = 0
         for run in chosen:
             refs: list[DatasetRef] = []
-            for dataset_type in src.registry.queryDatasetTypes():
-                if dataset_type.isComponent():
-                    continue
+            summary = src.collections.get_info(run, include_summary=True)
+            for dataset_type in sorted(summary.dataset_types):
                 refs.extend(
                     src.query_datasets(dataset_type, collections=run, explain=False, limit=None)
                 )
