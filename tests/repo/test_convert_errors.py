@@ -99,3 +99,32 @@ def test_cli(legacy: LegacyFacts, tmp_path: Path) -> None:
     assert "does not exist" in bad.output
     pg = runner.invoke(main, ["repo", "create", str(tmp_path / "r2"), "--registry", "mysql://x/y"])
     assert pg.exit_code == 2 and "must start with postgresql://" in pg.output
+
+
+def test_interrupted_ingest_is_finished_by_a_rerun(
+    legacy: LegacyFacts, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash between two ingest batches leaves a readable repository; a rerun completes it."""
+    from dpzero.repo.convert import ingest
+
+    tree = copy_of(legacy, tmp_path, "raw", "rerun/dp01/calexp", "rerun/dp01/src")
+    repo = tmp_path / "repo"
+    real = ingest._ingest_run
+    calls = []
+
+    def crash_on_third(*args, **kwargs):
+        calls.append(args[2])
+        if len(calls) == 3:
+            raise RuntimeError("simulated crash")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ingest, "_ingest_run", crash_on_third)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        convert_legacy(tree, RepoSpec(str(repo)))
+    monkeypatch.setattr(ingest, "_ingest_run", real)
+    with Butler(str(repo)) as butler:  # readable, with what was ingested before the crash
+        assert butler.query_datasets("raw", collections="2.2i/raw/all", explain=False) != []
+    report = convert_legacy(tree, RepoSpec(str(repo)))
+    assert report.already_present > 0
+    assert sum(report.ingested.values()) + report.already_present == 4 + 2 + 2  # raw, calexp, src
+    assert count_calexps(repo) == 2
