@@ -21,3 +21,17 @@ def tiny_survey(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_manifest(tiny_survey: Path) -> CatalogManifest:
     """Manifest of the tiny survey."""
     return CatalogManifest.read(tiny_survey)
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tiny_survey: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A catalog store holding the tiny survey's five tables."""
+    from dpzero.catalog import IngestOptions, ingest_catalogs
+
+    store = tmp_path_factory.mktemp("store") / "tiny"
+    ingest_catalogs(
+        tiny_survey,
+        store,
+        options=IngestOptions(row_group_rows=500),
+    )
+    return store

@@ -60,6 +60,8 @@ class JobRunner:
         Concurrency limits; further jobs wait in QUEUED.
     default_maxrec, max_upload_rows
         Passed to the workers.
+    sweep_seconds
+        How often expired jobs are destroyed.
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class JobRunner:
         max_running_per_user: int,
         default_maxrec: int,
         max_upload_rows: int,
+        sweep_seconds: float = 30.0,
     ) -> None:
         self.jobs = jobs
         self.results_dir = results_dir
@@ -87,6 +90,7 @@ class JobRunner:
         self._thread: threading.Thread | None = None
         self._ctx = _context()
         self._last_sweep = 0.0
+        self.sweep_seconds = sweep_seconds
 
     def job_dir(self, job_id: str) -> Path:
         """Folder of one job's parameters, uploads and results."""
@@ -152,7 +156,7 @@ class JobRunner:
     def _tick(self) -> None:
         self._reap()
         self._schedule()
-        if time.monotonic() - self._last_sweep > 30:
+        if time.monotonic() - self._last_sweep > self.sweep_seconds:
             self.destroy_expired()
             self._last_sweep = time.monotonic()
 
