@@ -53,6 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
             settings.tap.max_running_jobs_per_user,
             settings.tap.default_maxrec,
             settings.tap.upload_limit_rows,
+            settings.tap.destruction_check_seconds,
         )
         runner.start()
         app.state.tap_service = TapService(settings, engine, jobs, runner)
