@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -54,6 +55,33 @@ def open_store(path: str | os.PathLike[str]) -> LocalCatalogStore:
     return LocalCatalogStore(Path(path))
 
 
+class _Handles:
+    """Open Parquet readers of recently read partitions (footers parsed once, no reopen).
+
+    At most ``capacity`` stay open; a reader is used by one thread at a time.
+    """
+
+    def __init__(self, capacity: int = 128) -> None:
+        self.capacity = capacity
+        self._open: OrderedDict[Path, tuple[pq.ParquetFile, threading.Lock]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def read(self, part: _Partition, groups: list[int], columns: list[str]) -> pa.Table:
+        """Row groups ``groups`` of ``part``, only ``columns``."""
+        with self._lock:
+            entry = self._open.pop(part.path, None)
+            if entry is None:
+                meta = part.footer()[0]
+                entry = (pq.ParquetFile(part.path, metadata=meta), threading.Lock())
+            self._open[part.path] = entry
+            while len(self._open) > self.capacity:
+                # Dropped readers close when the last thread using one lets it go.
+                self._open.popitem(last=False)
+        reader, lock = entry
+        with lock:
+            return reader.read_row_groups(groups, columns=columns)
+
+
 @dataclass
 class _Partition:
     order: int
@@ -79,6 +107,9 @@ class _Partition:
             self.rg_lo, self.rg_hi, self.meta = los, his, meta
         assert self.rg_lo is not None and self.rg_hi is not None
         return self.meta, self.rg_lo, self.rg_hi
+
+
+_HANDLES = _Handles()
 
 
 class _Table:
@@ -118,6 +149,7 @@ class _Table:
         self._index: ObjectIndex | None = None
         self._schema: pa.Schema | None = None
         self._lock = threading.Lock()
+        self.metadata: TableMetadata | None = None
 
     @property
     def schema(self) -> pa.Schema:
@@ -159,11 +191,9 @@ class _Table:
             if path is None:
                 continue
             if path == part.path:
-                meta = part.footer()[0]
                 if not groups:
                     continue
-                with pq.ParquetFile(path, metadata=meta) as pf:
-                    t = pf.read_row_groups(groups, columns=read_cols)
+                t = _HANDLES.read(part, groups, read_cols)
             else:
                 with pq.ParquetFile(path) as pf:
                     t = pf.read(columns=read_cols)
@@ -295,7 +325,15 @@ class LocalCatalogStore(CatalogStore):
         """Felis metadata and partitioning facts of one table."""
         self._refresh()
         entry = self._manifest.entry(database, table)
-        meta = json.loads(self._tables[(database, table)].metadata_path.read_text())
+        t = self._tables[(database, table)]
+        if t.metadata is None:
+            t.metadata = self._read_metadata(entry, t)
+        return t.metadata
+
+    @staticmethod
+    def _read_metadata(entry: TableEntry, t: _Table) -> TableMetadata:
+        database, table = entry.database, entry.table
+        meta = json.loads(t.metadata_path.read_text())
         return TableMetadata(
             database=database,
             table=table,
