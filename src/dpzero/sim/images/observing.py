@@ -60,6 +60,8 @@ class ImageSize:
         whole patch is imaged) rather than at the survey centre itself.
     background_bin
         Pixels per side of a background-model mesh cell.
+    min_patch_coverage
+        Coadd only the patches whose inner area the visits cover at least this much.
     """
 
     name: str
@@ -71,12 +73,13 @@ class ImageSize:
     max_rotation_deg: float
     on_patch_centre: bool
     background_bin: int
+    min_patch_coverage: float
 
 
 IMAGE_SIZES: dict[str, ImageSize] = {
-    "tiny": ImageSize("tiny", 512, 512, 16, 1, 20.0, 90.0, False, 64),
-    "small": ImageSize("small", 2048, 2048, 40, 2, 60.0, 10.0, True, 128),
-    "medium": ImageSize("medium", 4072, 4000, 80, 3, 300.0, 90.0, True, 256),
+    "tiny": ImageSize("tiny", 512, 512, 16, 1, 20.0, 90.0, False, 64, 0.0),
+    "small": ImageSize("small", 2048, 2048, 40, 2, 60.0, 10.0, True, 128, 0.5),
+    "medium": ImageSize("medium", 4072, 4000, 80, 3, 300.0, 90.0, True, 256, 0.25),
 }
 """The image sizes of ``dpzero sim images --size``."""
 

@@ -226,7 +226,7 @@ def simulate_images(
     bar.close()
 
     outlines = [focal_plane_corners(camera, v) for v in visits]
-    patches = list(_patches(outlines))
+    patches = list(_patches(outlines, spec.min_patch_coverage))
     bar = _progress(len(patches) * len(bands), progress, "coadds")
     for tract, px, py, box in patches:
         _process_patch(
@@ -472,8 +472,8 @@ def _process_detector(
     writer.table("srcMatch", match, **data_id)
 
 
-def _patches(quads: list[np.ndarray]) -> Iterator[tuple[int, int, int, Box]]:
-    """Patches the visits touch, with the box of each that the visits cover."""
+def _patches(quads: list[np.ndarray], min_coverage: float) -> Iterator[tuple[int, int, int, Box]]:
+    """Patches the visits cover enough, with the box of each that they cover."""
     corners = np.concatenate(quads)
     tracts = np.unique(DC2_SKYMAP.find_tract(corners[:, 0], corners[:, 1]))
     inner = DC2_SKYMAP.patch_inner
@@ -486,7 +486,11 @@ def _patches(quads: list[np.ndarray]) -> Iterator[tuple[int, int, int, Box]]:
         for py in range(max(0, y0 // inner - 1), min(last, y1 // inner + 1) + 1):
             for px in range(max(0, x0 // inner - 1), min(last, x1 // inner + 1) + 1):
                 box = patch_box(int(tract), px, py).intersection(covered)
-                if not box.is_empty and _touches_inner(box, px, py):
+                if box.is_empty or not _touches_inner(box, px, py):
+                    continue
+                inner_box = Box(px * inner, py * inner, inner, inner)
+                seen = coverage(inner_box, _in_tract(int(tract), quads), block=50) > 0
+                if seen.any() and seen.mean() >= min_coverage:
                     yield int(tract), px, py, box
 
 
