@@ -24,9 +24,9 @@ def check_bind(settings: Settings) -> None:
     Raises
     ------
     InvalidInputError
-        If the host is not a loopback address (authentication is not configured).
+        If the host is not a loopback address and authentication is not configured.
     """
-    if settings.host not in LOCAL_HOSTS:
+    if settings.host not in LOCAL_HOSTS and not settings.auth.enabled:
         raise InvalidInputError(
             f"refusing to listen on {settings.host}: without authentication configured "
             "dpzero serves only this machine (use --host 127.0.0.1)"
@@ -65,6 +65,11 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="dpzero", lifespan=lifespan, docs_url="/api/docs", redoc_url=None)
     app.include_router(tap_router())
+    from dpzero.auth import install_auth
+    from dpzero.portal import portal_router
+
+    app.include_router(portal_router(settings))
+    install_auth(app, settings)
 
     @app.exception_handler(DpzeroUserError)
     async def user_error(_request: Request, exc: DpzeroUserError) -> PlainTextResponse:
@@ -86,6 +91,8 @@ def create_app(settings: Settings) -> FastAPI:
             "<p>A data preview platform. Services:</p><ul>"
             '<li><a href="/api/tap/tables">TAP</a> at <code>/api/tap</code> '
             "(pyvo: <code>pyvo.dal.TAPService('…/api/tap')</code>)</li>"
+            '<li><a href="/portal">Portal</a>: catalog search and plots</li>'
+            '<li><a href="/auth/tokens">Access tokens</a> for scripts and TOPCAT</li>'
             '<li><a href="/api/docs">API documentation</a></li></ul>'
         )
 
