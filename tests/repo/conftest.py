@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -186,6 +189,29 @@ def build_legacy(root: Path) -> LegacyFacts:
 @pytest.fixture(scope="session")
 def legacy(tmp_path_factory: pytest.TempPathFactory) -> LegacyFacts:
     return build_legacy(tmp_path_factory.mktemp("legacy"))
+
+
+@contextmanager
+def memory_folder(prefix: str) -> Iterator[Path]:
+    """A fresh folder in memory (/dev/shm) when there is one, removed afterwards.
+
+    SQLite registries commit often; on a busy disk each commit's fsync costs tens of
+    milliseconds, in memory nothing.
+    """
+    shm = Path("/dev/shm")
+    base = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
+    folder = Path(tempfile.mkdtemp(prefix=f"dpzero-{prefix}-", dir=base))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def repo_root() -> Iterator[Path]:
+    """Where a test's repository goes (in memory when possible); not yet created."""
+    with memory_folder("repo") as folder:
+        yield folder / "repo"
 
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432"

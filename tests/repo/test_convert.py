@@ -25,7 +25,7 @@ from dpzero.sim.images.background import Background
 from dpzero.sim.images.layout import LegacyLayout
 from dpzero.sim.skymap import RingsSkyMap
 
-from .conftest import BACKENDS, LegacyFacts, backend_spec
+from .conftest import BACKENDS, LegacyFacts, backend_spec, memory_folder
 
 
 @dataclass(frozen=True)
@@ -40,10 +40,11 @@ class Converted:
 def converted(
     request: pytest.FixtureRequest,
     legacy: LegacyFacts,
-    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Converted]:
-    root = tmp_path_factory.mktemp(f"repo-{request.param.replace('+', '-')}")
-    with backend_spec(request.param, root, request) as spec:
+    with (
+        memory_folder(request.param.replace("+", "-")) as folder,
+        backend_spec(request.param, folder / "repo", request) as spec,
+    ):
         first = convert_legacy(legacy.root, spec)
         # Idempotence is a registry matter: checked on both registries, not again on S3.
         second = convert_legacy(legacy.root, spec) if request.param != "s3" else None
@@ -173,7 +174,7 @@ def test_files_went_to_the_datastore(converted: Converted, butler: Butler) -> No
     uri = butler.getURI("calexp", visit=512055, detector=94)
     if converted.spec.datastore is None:
         assert uri.scheme == "file"
-        assert Path(uri.ospath).is_relative_to(Path(converted.spec.root))
+        assert Path(uri.ospath).is_relative_to(Path(converted.spec.root))  # in the repo
     else:
         assert uri.scheme == "s3"
         assert uri.geturl().startswith(converted.spec.datastore)

@@ -86,9 +86,9 @@ def test_visit_without_description(legacy: LegacyFacts, tmp_path: Path) -> None:
         convert_legacy(tree, RepoSpec(str(tmp_path / "repo")))
 
 
-def test_cli(legacy: LegacyFacts, tmp_path: Path) -> None:
+def test_cli(legacy: LegacyFacts, tmp_path: Path, repo_root: Path) -> None:
     runner = CliRunner()
-    repo = tmp_path / "repo"
+    repo = repo_root
     tree = copy_of(legacy, tmp_path, "ref_cats", "camera")
     result = runner.invoke(main, ["repo", "convert", str(tree), "--repo", str(repo)])
     assert result.exit_code == 0, result.output
@@ -101,14 +101,15 @@ def test_cli(legacy: LegacyFacts, tmp_path: Path) -> None:
     assert pg.exit_code == 2 and "must start with postgresql://" in pg.output
 
 
+@pytest.mark.slow
 def test_interrupted_ingest_is_finished_by_a_rerun(
-    legacy: LegacyFacts, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    legacy: LegacyFacts, tmp_path: Path, repo_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A crash between two ingest batches leaves a readable repository; a rerun completes it."""
     from dpzero.repo.convert import ingest
 
     tree = copy_of(legacy, tmp_path, "raw", "rerun/dp01/calexp", "rerun/dp01/src")
-    repo = tmp_path / "repo"
+    repo = repo_root
     real = ingest._ingest_run
     calls = []
 

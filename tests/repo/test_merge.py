@@ -17,8 +17,9 @@ from dpzero.repo.repository import RepoSpec, create_repo
 from .test_repository import RUN, repo  # noqa: F401 (the source repository fixture)
 
 
-def test_merge_runs(repo: Path, tmp_path: Path) -> None:  # noqa: F811
-    source, target = repo, tmp_path / "main"
+@pytest.mark.slow
+def test_merge_runs(repo: Path, repo_root: Path) -> None:  # noqa: F811
+    source, target = repo, repo_root
     create_repo(RepoSpec(str(target))).close()  # knows no visit yet
 
     report = merge_runs(str(source), str(target), chain=RELEASE_COLLECTION)

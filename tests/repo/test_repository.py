@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,15 +17,14 @@ from dpzero.repo.records import day_obs_of, polygon, visit_records
 from dpzero.repo.repository import RepoSpec, create_repo, insert_records, open_repo
 from dpzero.sim.images.background import Background
 
-from .conftest import exposure_for
+from .conftest import exposure_for, memory_folder
 
 RUN = "u/test/run"
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("created")
-    with create_repo(RepoSpec(str(root))) as butler:
+def repo() -> Iterator[Path]:
+    with memory_folder("created") as root, create_repo(RepoSpec(str(root))) as butler:
         insert_records(
             butler,
             visit_records([_observation(512055, 94), _observation(512055, 95)]),
@@ -46,7 +46,8 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
             detector=94,
             run=RUN,
         )
-    return root
+        butler.close()
+        yield root
 
 
 def _observation(visit: int, detector: int):
