@@ -39,7 +39,8 @@ class ExposureFormatter(FormatterV2):
     """
 
     default_extension = ".fits"
-    supported_extensions = frozenset({".fits", ".fit", ".fits.gz"})
+    # Uncompressed only: a bbox read seeks to the rows it needs.
+    supported_extensions = frozenset({".fits", ".fit"})
     unsupported_parameters = frozenset()
     can_read_from_uri = True
 
