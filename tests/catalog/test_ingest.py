@@ -338,3 +338,18 @@ def lsdb_rows(path: Path) -> int:
     import lsdb
 
     return len(lsdb.open_catalog(path).compute())
+
+
+def test_partition_paths_follow_hats(tiny_store):
+    from hats.catalog import PartitionInfo
+    from hats.io import paths
+    from hats.pixel_math.healpix_pixel import HealpixPixel
+
+    from dpzero.catalog._layout import partition_file, read_partitions
+
+    catalog = tiny_store / DB / "object" / "object"
+    info = PartitionInfo.read_from_dir(catalog)
+    assert read_partitions(catalog) == [(p.order, p.pixel) for p in info.get_healpix_pixels()]
+    for order, pixel in [*read_partitions(catalog), (6, 34511), (11, 123456789), (0, 3)]:
+        want = Path(str(paths.pixel_catalog_file(catalog, HealpixPixel(order, pixel))))
+        assert partition_file(catalog, order, pixel) == want

@@ -35,10 +35,11 @@ from dpzero.catalog._validate import (
     validate_table,
 )
 from dpzero.errors import InvalidInputError
-from dpzero.schema import SchemaSpec, load_schema
 
 if TYPE_CHECKING:
     from dask.distributed import Client
+
+    from dpzero.schema import SchemaSpec
 
 __all__ = ["IngestOptions", "IngestReport", "ingest_catalogs"]
 
@@ -144,6 +145,8 @@ def ingest_catalogs(
     StoreBusyError
         If another ingest is writing the store.
     """
+    from dpzero.schema import load_schema
+
     options = options or IngestOptions()
     started = time.perf_counter()
     inputs = read_input(source)

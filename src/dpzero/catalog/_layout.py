@@ -46,7 +46,9 @@ __all__ = [
     "collect_garbage",
     "commit_manifest",
     "new_version",
+    "partition_file",
     "read_manifest",
+    "read_partitions",
     "store_lock",
 ]
 
@@ -183,6 +185,32 @@ class StoreManifest:
             for t, e in spec.get("tables", {}).items():
                 tables[(db, t)] = TableEntry(database=db, table=t, **e)
         return cls(schemas=schemas, tables=tables)
+
+
+def read_partitions(catalog_dir: Path) -> list[tuple[int, int]]:
+    """(Norder, Npix) of a HATS catalog's partitions, from its ``partition_info.csv``.
+
+    Read here rather than with hats, whose import costs seconds on every query command.
+    """
+    path = catalog_dir / "partition_info.csv"
+    if not path.is_file():
+        return []
+    lines = path.read_text().split()
+    header = lines[0].split(",")
+    i_order, i_pix = header.index("Norder"), header.index("Npix")
+    out = []
+    for line in lines[1:]:
+        cells = line.split(",")
+        out.append((int(cells[i_order]), int(cells[i_pix])))
+    return out
+
+
+def partition_file(catalog_dir: Path, order: int, pixel: int) -> Path:
+    """The Parquet file of one partition in the HATS layout."""
+    directory = (pixel // 10_000) * 10_000
+    return (
+        catalog_dir / "dataset" / f"Norder={order}" / f"Dir={directory}" / f"Npix={pixel}.parquet"
+    )
 
 
 def read_manifest(store: Path, *, must_exist: bool = True) -> StoreManifest:

@@ -26,7 +26,14 @@ import pyarrow.parquet as pq
 
 from dpzero.catalog._errors import UnknownTableError
 from dpzero.catalog._index import ObjectIndex
-from dpzero.catalog._layout import STORE_FILE, StoreManifest, TableEntry, read_manifest
+from dpzero.catalog._layout import (
+    STORE_FILE,
+    StoreManifest,
+    TableEntry,
+    partition_file,
+    read_manifest,
+    read_partitions,
+)
 from dpzero.catalog._pruning import coverage_ranges, overlapping, pixel_range, rows_in_ranges
 from dpzero.catalog._store import (
     CatalogStore,
@@ -116,26 +123,16 @@ class _Table:
     """One table version: its partitions, index and metadata, read lazily."""
 
     def __init__(self, store: Path, entry: TableEntry) -> None:
-        from hats.catalog import PartitionInfo
-        from hats.io import paths
-
         self.entry = entry
         catalog = entry.catalog_dir(store)
         margin = entry.margin_dir(store)
-        margin_pixels: set[tuple[int, int]] = set()
-        if (margin / "partition_info.csv").is_file():
-            margin_info = PartitionInfo.read_from_dir(margin)
-            margin_pixels = {(p.order, p.pixel) for p in margin_info.get_healpix_pixels()}
+        margin_pixels = set(read_partitions(margin))
         parts = []
-        for p in PartitionInfo.read_from_dir(catalog).get_healpix_pixels():
+        for order, pixel in read_partitions(catalog):
             mpath = (
-                Path(str(paths.pixel_catalog_file(margin, p)))
-                if (p.order, p.pixel) in margin_pixels
-                else None
+                partition_file(margin, order, pixel) if (order, pixel) in margin_pixels else None
             )
-            parts.append(
-                _Partition(p.order, p.pixel, Path(str(paths.pixel_catalog_file(catalog, p))), mpath)
-            )
+            parts.append(_Partition(order, pixel, partition_file(catalog, order, pixel), mpath))
         parts.sort(key=lambda q: pixel_range(q.order, q.pixel)[0])
         self.partitions = parts
         bounds = [pixel_range(q.order, q.pixel) for q in parts]

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import numpy as np
 import pyarrow as pa
@@ -15,7 +15,9 @@ import pyarrow.parquet as pq
 
 from dpzero.catalog._errors import CatalogInputError
 from dpzero.errors import InvalidInputError
-from dpzero.schema import KNOWN_SCHEMAS, TableSpec, load_schema
+
+if TYPE_CHECKING:
+    from dpzero.schema import TableSpec
 
 __all__ = [
     "InputCatalogs",
@@ -116,6 +118,8 @@ def read_input(root: Path) -> InputCatalogs:
         If the manifest is missing or malformed, names an unknown schema, or lists a
         file that does not exist.
     """
+    from dpzero.schema import KNOWN_SCHEMAS, load_schema
+
     path = root / "manifest.json"
     if not path.is_file():
         raise InvalidInputError(f"{root} has no manifest.json; is it a catalog folder?")
