@@ -259,3 +259,16 @@ def test_cli_tiny_with_the_truth_universe(tmp_path: Path) -> None:
         main, ["sim", "images", "--size", "tiny", "--seed", "1", "--out", str(out), "--quiet"]
     )
     assert again.exit_code == 2 and "not empty" in again.output
+
+
+def test_cli_reports_user_errors(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from dpzero.cli import main
+
+    args = ["sim", "images", "--size", "tiny", "--out", str(tmp_path / "o"), "--quiet"]
+    result = CliRunner().invoke(main, [*args, "--band", "q"])
+    assert result.exit_code == 2
+    assert "band q not simulated" in result.output
+    result = CliRunner().invoke(main, [*args, "--detector", "7"])
+    assert result.exit_code == 2 and "detector 7" in result.output

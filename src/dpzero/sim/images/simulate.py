@@ -181,17 +181,16 @@ def simulate_images(
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise OutputExistsError(f"{out} exists and is not empty; choose a new folder")
+    camera = _make_camera(spec.detector_width, spec.detector_height, spec.detector_gap)
+    bands = _subset("band", bands, BANDS)
+    chosen = _subset("detector", detectors, tuple(d.id for d in camera.detectors))
     if truth is None:
         from dpzero.sim import load_truth
 
         truth = load_truth(size, seed)
     _check_truth(truth)
-    camera = _make_camera(spec.detector_width, spec.detector_height, spec.detector_gap)
     ra0, dec0 = pointing_centre(spec)
-    visits = plan_visits(spec, ra0, dec0, seed)
-    bands = _subset("band", bands, BANDS)
-    chosen = _subset("detector", detectors, tuple(d.id for d in camera.detectors))
-    visits = tuple(v for v in visits if v.band in bands)
+    visits = tuple(v for v in plan_visits(spec, ra0, dec0, seed) if v.band in bands)
     dets = tuple(d for d in camera.detectors if d.id in chosen)
     radius = (
         camera.focal_plane_extent * camera.pixel_scale + spec.dither_arcsec * 1.5 + 60.0
