@@ -353,3 +353,35 @@ def test_partition_paths_follow_hats(tiny_store):
     for order, pixel in [*read_partitions(catalog), (6, 34511), (11, 123456789), (0, 3)]:
         want = Path(str(paths.pixel_catalog_file(catalog, HealpixPixel(order, pixel))))
         assert partition_file(catalog, order, pixel) == want
+
+
+def test_a_database_keeps_its_schema(tmp_path, tiny_store):
+    src = tmp_path / "in"
+    write_inputs(src, n=50, tables=("object",))
+    (src / "manifest.json").write_text(
+        json.dumps(
+            {"schema": "dp02_dc2", "tables": {"Object": {"files": ["object/object_part0.parquet"]}}}
+        )
+    )
+    store = tmp_path / "store"
+    shutil.copytree(tiny_store, store, symlinks=True)
+    before = snapshot(store)
+    with pytest.raises(InvalidInputError, match="holds schema dp01_dc2"):
+        ingest_catalogs(src, store, database=DB, options=TINY_OPTIONS)
+    assert snapshot(store) == before
+
+
+@pytest.mark.slow
+def test_a_store_holds_several_databases(tmp_path, tiny_store):
+    store = tmp_path / "store"
+    shutil.copytree(tiny_store, store, symlinks=True)
+    src = tmp_path / "in"
+    new = write_inputs(src, n=300, seed=21, tables=("object",))
+    ingest_catalogs(src, store, database="dp01_copy", options=TINY_OPTIONS)
+    s = open_store(store)
+    assert s.databases() == ["dp01_copy", DB]
+    assert s.tables("dp01_copy") == ["object"]
+    n = s.query_adql("SELECT COUNT(*) AS n FROM dp01_copy.object").column(0)[0].as_py()
+    assert n == new["object"].num_rows
+    n = s.query_adql(f"SELECT COUNT(*) AS n FROM {DB}.object").column(0)[0].as_py()
+    assert n == 2000
