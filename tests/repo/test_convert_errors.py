@@ -129,3 +129,24 @@ def test_interrupted_ingest_is_finished_by_a_rerun(
     assert report.already_present > 0
     assert sum(report.ingested.values()) + report.already_present == 4 + 2 + 2  # raw, calexp, src
     assert count_calexps(repo) == 2
+
+
+@pytest.mark.slow
+def test_a_later_calibration_shortens_the_earlier_one(
+    legacy: LegacyFacts, tmp_path: Path, repo_root: Path
+) -> None:
+    tree = copy_of(legacy, tmp_path, "raw", "CALIB")
+    layout = LegacyLayout(tree)
+    for det in legacy.detectors:  # start with the 2022-01-01 biases only
+        layout.path("bias", detector=det, calib_date="2022-10-07").unlink()
+    convert_legacy(tree, RepoSpec(str(repo_root)))
+    with Butler(str(repo_root), collections=RELEASE_COLLECTION) as butler:
+        assert butler.get("bias", detector=94, exposure=512056).image[0, 0] == 1.0
+    write_exposure(
+        exposure_for(0, "i", 94, 2.0), layout.path("bias", detector=94, calib_date="2022-10-07")
+    )
+    report = convert_legacy(tree, RepoSpec(str(repo_root)))
+    assert report.ingested["bias"] == 1
+    with Butler(str(repo_root), collections=RELEASE_COLLECTION) as butler:
+        assert butler.get("bias", detector=94, exposure=512055).image[0, 0] == 1.0
+        assert butler.get("bias", detector=94, exposure=512056).image[0, 0] == 2.0

@@ -471,8 +471,17 @@ def _convert_into(
         present += skipped
         if new and dataset_type in _CALIBRATIONS:
             butler.registry.registerCollection(CALIB_CERTIFIED, CollectionType.CALIBRATION)
+            summary = butler.collections.get_info(CALIB_CERTIFIED, include_summary=True)
+            certified_before = dataset_type in summary.dataset_types
             for file, ref in new:
-                butler.registry.certify(CALIB_CERTIFIED, [ref], validity[file.path])
+                span = validity[file.path]
+                if certified_before:
+                    # Make room: a calibration converted earlier may have been valid
+                    # "until forever" before this newer one arrived.
+                    butler.registry.decertify(
+                        CALIB_CERTIFIED, ref.datasetType, span, dataIds=[ref.dataId]
+                    )
+                butler.registry.certify(CALIB_CERTIFIED, [ref], span)
     if not any(f.dataset_type == "camera" for f in files):
         _put_default_camera(butler)
 
