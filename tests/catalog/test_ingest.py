@@ -69,6 +69,14 @@ def test_store_holds_every_row_and_lsdb_reads_it(tiny_store, tiny_inputs):
     assert set(margin["objectId"]) <= set(full["object"].column("objectId").to_pylist())
     df = cat.compute()
     assert len(df) == full["object"].num_rows
+    # LSDB's own cone search agrees with dpzero's store on the same files.
+    cone = cat.cone_search(56.0, -36.0, 0.2 * 3600).compute()
+    ours = open_store(tiny_store).query_adql(
+        "SELECT objectId FROM dp01_dc2_catalogs.object "
+        "WHERE CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', 56.0, -36.0, 0.2)) = 1"
+    )
+    assert sorted(cone["objectId"].tolist()) == sorted(ours.column(0).to_pylist())
+    assert len(cone) > 10
     assert sorted(df["objectId"].tolist()) == sorted(full["object"].column("objectId").to_pylist())
     # Column values survive: compare one float column by objectId.
     got = dict(zip(df["objectId"], df["psFlux_i"], strict=True))
