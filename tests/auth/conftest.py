@@ -15,6 +15,7 @@ from tap.conftest import ServerProcess
 ADMIN = "root"
 LIMITED = "limited"
 LIMITED_PER_MINUTE = 3
+PORTAL_DENSITY_THRESHOLD = 5000
 
 
 @pytest.fixture(scope="session")
@@ -32,6 +33,7 @@ def auth_env(provider: LocalOidcProvider) -> dict[str, str]:
         "DPZERO_AUTH__OIDC__CLIENT_SECRET": provider.client_secret,
         "DPZERO_AUTH__ADMINS": json.dumps([ADMIN]),
         "DPZERO_AUTH__USER_RATE_LIMITS": json.dumps({LIMITED: {"tap": LIMITED_PER_MINUTE}}),
+        "DPZERO_PORTAL__DENSITY_THRESHOLD": str(PORTAL_DENSITY_THRESHOLD),
     }
 
 
