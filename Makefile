@@ -9,6 +9,14 @@ $(STAMP): pyproject.toml
 	@if [ ! -x $(BIN)/python ]; then py=$$(scripts/find-python) && "$$py" -m venv $(VENV); fi
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# Debian's chromium for the portal's browser tests (Playwright's own download needs the internet).
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		echo "installing chromium (apt) for the portal's browser tests"; \
+		$$sudo apt-get install -y -q chromium >/dev/null 2>&1 \
+		|| ($$sudo apt-get update -q >/dev/null && $$sudo apt-get install -y -q chromium >/dev/null) \
+		|| echo "warning: chromium could not be installed; the portal's browser tests will be skipped"; \
+	fi
 	@touch $(STAMP)
 
 install: $(STAMP)
