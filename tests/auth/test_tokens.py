@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -127,3 +128,16 @@ def test_users_are_recorded_at_login(store: TokenStore) -> None:
     assert (bob.name, bob.email, bob.first_login, bob.last_login) == (
         "Robert", "b@example.org", NOW, NOW + timedelta(1)
     )  # fmt: skip
+
+
+def test_revocation_elsewhere_is_seen_within_the_cache_time(db_url: str) -> None:
+    here, elsewhere = TokenStore(db_url, cache_seconds=0.5), TokenStore(db_url)
+    token, info = here.create("alice", "t", ("read:tap",), None, NOW)
+    here.verify(token, NOW)
+    elsewhere.revoke(info.key, "root", NOW)
+    assert here.verify(token, NOW).key == info.key  # trusted from the cache for a moment
+    time.sleep(0.6)
+    with pytest.raises(AuthenticationError, match="revoked"):
+        here.verify(token, NOW)
+    here.close()
+    elsewhere.close()

@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -122,13 +124,20 @@ class TokenStore:
     url
         SQLAlchemy URL (``sqlite:///…`` or ``postgresql+psycopg://…``; plain
         ``postgresql://`` is taken to mean psycopg 3).
+    cache_seconds
+        How long a verified token is trusted without asking the database again.
+        Revocation through this store takes effect at once; through another process
+        sharing the database, within this time. Expiry is always checked.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, cache_seconds: float = 10.0) -> None:
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
         self._engine = sa.create_engine(url, pool_pre_ping=True)
         _metadata.create_all(self._engine)
+        self._cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[TokenInfo, float]] = {}
+        self._lock = threading.Lock()
 
     def close(self) -> None:
         """Release the database connections."""
@@ -226,11 +235,22 @@ class TokenStore:
         key, _, secret = body.partition(".")
         if body == token or not key or not secret:
             raise AuthenticationError("malformed token")
-        with self._engine.connect() as con:
-            row = con.execute(_tokens.select().where(_tokens.c.key == key)).first()
-        if row is None or not hmac.compare_digest(row.secret_hash, _hash(secret)):
-            raise AuthenticationError("invalid token")
-        info = _token(row)
+        digest = _hash(token)
+        clock = time.monotonic()
+        with self._lock:
+            cached = self._cache.get(digest)
+        if cached is not None and clock - cached[1] < self._cache_seconds:
+            info = cached[0]
+        else:
+            with self._engine.connect() as con:
+                row = con.execute(_tokens.select().where(_tokens.c.key == key)).first()
+            if row is None or not hmac.compare_digest(row.secret_hash, _hash(secret)):
+                raise AuthenticationError("invalid token")
+            info = _token(row)
+            with self._lock:
+                if len(self._cache) > 10_000:
+                    self._cache.clear()
+                self._cache[digest] = (info, clock)
         state = info.state(now)
         if state != "active":
             raise AuthenticationError(f"token {state}")
@@ -273,4 +293,6 @@ class TokenStore:
             if row.revoked is None:
                 con.execute(_tokens.update().where(where).values(revoked=now, revoked_by=by))
             row = con.execute(_tokens.select().where(where)).first()
+        with self._lock:
+            self._cache = {d: v for d, v in self._cache.items() if v[0].key != key}
         return _token(row)  # type: ignore[arg-type]

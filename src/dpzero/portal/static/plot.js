@@ -47,6 +47,22 @@ function frame(ctx, w, h, xr, yr, o) {
 }
 
 /**
+ * Ranges for a sky plot with equal angular scales on both axes (RA compressed by cos Dec).
+ */
+export function skyRanges(ras, decs, order, width, height) {
+  const xr = extent(ras, order), yr = extent(decs, order);
+  const pw = width - M.left - M.right, ph = height - M.top - M.bottom;
+  const cosd = Math.max(0.05, Math.cos(((yr[0] + yr[1]) / 2) * Math.PI / 180));
+  const sx = (xr[1] - xr[0]) * cosd / pw, sy = (yr[1] - yr[0]) / ph;  // degrees per pixel
+  const s = Math.max(sx, sy);
+  const cx = (xr[0] + xr[1]) / 2, cy = (yr[0] + yr[1]) / 2;
+  return {
+    xRange: [cx - (s * pw) / cosd / 2, cx + (s * pw) / cosd / 2],
+    yRange: [cy - (s * ph) / 2, cy + (s * ph) / 2],
+  };
+}
+
+/**
  * Scatter plot of rows `order` of xs/ys; a density map when there are more than
  * `threshold` points. Rows in `highlight` are drawn on top in orange.
  * Returns "scatter" or "density".

@@ -1,7 +1,7 @@
 // The dpzero portal: search over TAP, a results table, plots and async jobs.
 import { html, render, useState, useEffect, useMemo, useRef } from "./vendor/htm-preact-standalone.module.js";
 import { buildAdql, parseCsv, rowOrder, tapErrorText } from "./data.js";
-import { drawHistogram, drawScatter } from "./plot.js";
+import { drawHistogram, drawScatter, skyRanges } from "./plot.js";
 
 const CONFIG = JSON.parse(document.getElementById("portal-config").textContent);
 const TAP = CONFIG.tapUrl;
@@ -138,7 +138,7 @@ function Plot({ data, order, selected }) {
     const highlight = [...selected];
     let drawn = kind;
     if (kind === "histogram") drawHistogram(c, col(x), order, { xlabel: x, highlight });
-    else if (kind === "sky") drawn = drawScatter(c, col(raName), col(decName), order, { xlabel: `${raName} [deg]`, ylabel: `${decName} [deg]`, invertX: true, threshold: CONFIG.densityThreshold, highlight });
+    else if (kind === "sky") drawn = drawScatter(c, col(raName), col(decName), order, { ...skyRanges(col(raName), col(decName), order, c.width, c.height), xlabel: `${raName} [deg]`, ylabel: `${decName} [deg]`, invertX: true, threshold: CONFIG.densityThreshold, highlight });
     else if (kind === "cmd") {
       const b = col(magOf(cmd.blue)), rr = col(magOf(cmd.red));
       const colour = new Float64Array(data.length);
