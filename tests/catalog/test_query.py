@@ -348,3 +348,38 @@ def test_join_on_objectid_reads_the_other_table_through_the_index(store, tiny_in
         "WHERE t.match_objectId = 5",
     )
     assert not any(s.ids_from for s in right.scans.values())
+
+
+def test_adql_neighbour_pairs_prune_the_other_side_by_the_grown_region(store, obj):
+    from dpzero.catalog._adql import adql_plan
+
+    r = 9.0 / 3600.0
+    query = (
+        "SELECT a.objectId AS a_id, b.objectId AS b_id "
+        "FROM dp01_dc2_catalogs.object AS a JOIN dp01_dc2_catalogs.object AS b "
+        f"ON DISTANCE(POINT('ICRS', a.ra, a.dec), POINT('ICRS', b.ra, b.dec)) <= {r} "
+        "WHERE CONTAINS(POINT('ICRS', a.ra, a.dec), CIRCLE('ICRS', 56.0, -36.0, 0.3)) = 1 "
+        "AND a.objectId <> b.objectId"
+    )
+    (scan,) = adql_plan(store, query).scans.values()
+    assert scan.region == Cone(56.0, -36.0, 0.3)
+    assert scan.dilate_arcsec == pytest.approx(9.0)
+    got = store.query_adql(query)
+    ra, dec = np.asarray(obj.column("ra")), np.asarray(obj.column("dec"))
+    ids = np.asarray(obj.column("objectId"))
+    want = []
+    for i in np.flatnonzero(sep_deg(56.0, -36.0, ra, dec) <= 0.3):
+        close = np.flatnonzero(sep_deg(ra[i], dec[i], ra, dec) <= r)
+        want += [(int(ids[i]), int(ids[j])) for j in close if j != i]
+    pairs = zip(got.column("a_id").to_pylist(), got.column("b_id").to_pylist(), strict=True)
+    assert sorted(pairs) == sorted(want)
+    assert len(want) > 5
+    # A cone holding one member of a close pair and not the other: only the grown
+    # region holds the neighbour.
+    d = sep_deg(ra[:, None], dec[:, None], ra[None, :], dec[None, :])
+    np.fill_diagonal(d, np.inf)
+    i, j = np.unravel_index(np.argmin(np.where(d > 2 / 3600, d, np.inf)), d.shape)
+    small = d[i, j] / 2
+    got = store.query_adql(query.replace("56.0, -36.0, 0.3", f"{ra[i]}, {dec[i]}, {small}"))
+    pairs = set(zip(got.column("a_id").to_pylist(), got.column("b_id").to_pylist(), strict=True))
+    assert (int(ids[i]), int(ids[j])) in pairs

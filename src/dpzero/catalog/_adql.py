@@ -45,32 +45,144 @@ def _region(region: object) -> Region | None:
     return None
 
 
-def _scan_for(
+def _alias_scan(
     table: str,
-    aliases: list[str],
+    alias: str,
     regions: dict[str, TableRegions],
     ids: dict[str, IdConstraint],
     key_column: str | None,
 ) -> TableScan | None:
-    """The pruned scan of ``table`` if every alias reading it is constrained alike."""
-    scans = []
-    for alias in aliases:
-        region = None
-        if alias in regions:
-            # A row must lie in every region: any one of them prunes safely; take the
-            # last, usually the tightest (a query's own cone rather than a survey box).
-            for r in regions[alias].regions:
-                region = _region(r) or region
-        id_values = None
-        c = ids.get(alias)
-        if c is not None and key_column is not None and c.column.lower() == key_column.lower():
-            id_values = tuple(sorted(c.values))
-        if region is None and id_values is None:
-            return None
-        scans.append(TableScan(table, region=region, ids=id_values))
-    if len(set(scans)) != 1:
+    """What one alias's own WHERE terms allow pruning by, or None."""
+    region = None
+    if alias in regions:
+        # A row must lie in every region: any one of them prunes safely; take the
+        # last, usually the tightest (a query's own cone rather than a survey box).
+        for r in regions[alias].regions:
+            region = _region(r) or region
+    id_values = None
+    c = ids.get(alias)
+    if c is not None and key_column is not None and c.column.lower() == key_column.lower():
+        id_values = tuple(sorted(c.values))
+    if region is None and id_values is None:
         return None
-    return scans[0]
+    return TableScan(table, region=region, ids=id_values)
+
+
+def _scan_for(
+    table: str,
+    aliases: list[str],
+    own: dict[str, TableScan | None],
+    neighbours: list[tuple[str, str, float]],
+) -> TableScan | None:
+    """The pruned scan of ``table``: one scan whose rows cover what every alias needs.
+
+    An alias without its own constraint may still be a neighbour (within a distance)
+    of a pruned alias: it then needs that alias's region grown by the distance.
+    """
+    needs: list[TableScan] = []
+    for alias in aliases:
+        scan = own.get(alias)
+        if scan is None:
+            grown = [
+                replace(own[x], ids=None, dilate_arcsec=r * 3600.0)
+                for x, y, r in neighbours
+                if y == alias and own.get(x) is not None and own[x].region is not None  # type: ignore[union-attr]
+            ]
+            if not grown:
+                return None
+            scan = min(grown, key=lambda s: s.dilate_arcsec)
+        needs.append(replace(scan, table=table))
+    if not needs:
+        return None
+    # Same pruning for every alias, or the same region grown by different amounts: the
+    # most grown one covers all.
+    base = {replace(s, dilate_arcsec=0.0, ids=None) for s in needs}
+    if len(set(needs)) == 1:
+        return needs[0]
+    if len(base) == 1 and next(iter(base)).region is not None:
+        return replace(next(iter(base)), dilate_arcsec=max(s.dilate_arcsec for s in needs))
+    return None
+
+
+def _neighbour_terms(resolved: object) -> list[tuple[str, str, float]]:
+    """``(x, y, r)``: every result row has alias y within r degrees of alias x.
+
+    From top-level terms ``DISTANCE(POINT(x), POINT(y)) < r`` (or ``<=``, either
+    order) and ``CONTAINS(POINT(y), CIRCLE(x.ra, x.dec, r)) = 1`` of WHERE and of
+    inner joins' ON. Both directions are returned for DISTANCE.
+    """
+    from sqlglot import exp
+
+    tree = resolved.query.tree  # type: ignore[attr-defined]
+    if len(list(tree.find_all(exp.Select))) != 1 or not isinstance(tree, exp.Select):
+        return []
+
+    def fn(node: exp.Expression, name: str) -> list[exp.Expression] | None:
+        if isinstance(node, exp.Anonymous) and str(node.this).upper() == name:
+            return list(node.expressions)
+        return None
+
+    def point_alias(node: exp.Expression) -> str | None:
+        args = fn(node, "POINT")
+        if args is None or len(args) < 2:
+            return None
+        cols = args[-2:]
+        if all(isinstance(c, exp.Column) and c.table for c in cols) and (
+            cols[0].table == cols[1].table
+        ):
+            return cols[0].table
+        return None
+
+    def number(node: exp.Expression) -> float | None:
+        if isinstance(node, exp.Literal) and not node.is_string:
+            return float(node.this)
+        return None
+
+    terms: list[exp.Expression] = []
+    stack = [tree.args.get("where")]
+    for join in tree.args.get("joins") or []:
+        side = (join.args.get("side") or "").upper()
+        kind = (join.args.get("kind") or "").upper()
+        if not side and kind in ("", "INNER"):
+            stack.append(join.args.get("on"))
+    while stack:
+        node = stack.pop()
+        if node is None:
+            continue
+        if isinstance(node, exp.Where | exp.Paren):
+            stack.append(node.this)
+        elif isinstance(node, exp.And):
+            stack += [node.this, node.expression]
+        else:
+            terms.append(node)
+    found = []
+    for t in terms:
+        dist = radius = None
+        if isinstance(t, exp.LT | exp.LTE):
+            dist, radius = t.this, number(t.expression)
+        elif isinstance(t, exp.GT | exp.GTE):
+            dist, radius = t.expression, number(t.this)
+        if dist is not None and radius is not None:
+            args = fn(dist, "DISTANCE")
+            if args is not None and len(args) == 2:
+                x, y = point_alias(args[0]), point_alias(args[1])
+                if x and y and x != y:
+                    found += [(x, y, radius), (y, x, radius)]
+            continue
+        if isinstance(t, exp.EQ):
+            one, call = (t.this, t.expression) if number(t.this) == 1 else (t.expression, t.this)
+            args = fn(call, "CONTAINS") if number(one) == 1 else None
+            if args is None or len(args) != 2:
+                continue
+            y = point_alias(args[0])
+            circle = fn(args[1], "CIRCLE")
+            if y is None or circle is None or len(circle) < 3:
+                continue
+            x = point_alias(exp.Anonymous(this="POINT", expressions=circle[-3:-1]))
+            r = number(circle[-1])
+            if x and r is not None and x != y:
+                found.append((x, y, r))
+    return found
 
 
 def _adql_datatype(arrow_type: pa.DataType) -> str | None:
@@ -151,12 +263,20 @@ def adql_plan(
         aliases.setdefault(r.table.lower(), [])
     for alias, table in _aliases(resolved).items():
         aliases.setdefault(table.lower(), []).append(alias)
+    by_alias = _aliases(resolved)
+    own = {
+        alias: _alias_scan(table, alias, regions, ids, keys.get(table))
+        for alias, table in by_alias.items()
+        if table not in inline_names
+    }
+    neighbours = _neighbour_terms(resolved)
     scans: dict[str, TableScan] = {}
     names: dict[str, str] = {}
     for i, name in enumerate(resolved.tables):
         if name in inline_names:
             continue
-        scan = _scan_for(name, aliases.get(name.lower(), []), regions, ids, keys[name])
+        table_aliases = aliases.get(name.lower(), [])
+        scan = _scan_for(name, table_aliases, own, neighbours)
         if scan is not None:
             binding = f"__scan_{i}"
             scans[binding] = scan
