@@ -350,7 +350,19 @@ class LocalCatalogStore(CatalogStore):
         return self._tables[(db, table)]
 
     def query(self, query: str | QueryPlan | PartitionedPlan) -> pa.Table:
-        """Run DuckDB SQL or a plan; return its rows as an Arrow table."""
+        """Run DuckDB SQL or a plan; return its rows as an Arrow table.
+
+        A query that races a re-ingest (its table version removed under it) runs once
+        more on the new version.
+        """
+        try:
+            return self._query(query)
+        except (FileNotFoundError, duckdb.IOException):
+            if (self.path / STORE_FILE).stat().st_mtime_ns == self._stamp:
+                raise
+            return self._query(query)
+
+    def _query(self, query: str | QueryPlan | PartitionedPlan) -> pa.Table:
         self._refresh()
         if isinstance(query, str):
             query = QueryPlan(query)
