@@ -193,6 +193,12 @@ def test_async_jobs_abort_and_results(page) -> None:
         "'#jobs tbody tr td:nth-child(2)')].some(td => td.textContent === 'COMPLETED')",
         timeout=60_000,
     )
+    page.fill("textarea[name=adql]", "SELECT nonsense FROM dp01_dc2_catalogs.object")
+    page.click("text=Submit as async job")
+    failed = page.locator("#jobs tbody tr:has-text('SELECT nonsense') td.phase-ERROR")
+    failed.wait_for(timeout=60_000)
+    message = page.locator("#jobs tbody tr:has-text('SELECT nonsense') td.error").inner_text()
+    assert "nonsense" in message
     screenshot(page, "jobs")
     page.locator("#jobs tbody tr:has-text('COMPLETED') button:has-text('Show')").first.click()
     page.wait_for_selector("#results")

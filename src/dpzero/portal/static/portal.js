@@ -181,11 +181,11 @@ function Jobs({ refreshKey, onLoad }) {
   const abort = async (id) => { try { await tapPost(`/async/${id}/phase`, { PHASE: "ABORT" }); } catch (e) { setError(e.message); } refresh(); };
   return html`<div id="jobs-panel"><p class="muted">Your async TAP jobs (refreshed every 2 s).</p>
     ${error && html`<p class="error">${error}</p>`}
-    <table class="grid jobs" id="jobs"><thead><tr><th>Job</th><th>Phase</th><th>Created</th><th>Query</th><th>Error</th><th></th></tr></thead>
+    <div class="tablewrap"><table class="grid jobs" id="jobs"><thead><tr><th>Job</th><th>Phase</th><th>Created</th><th>Query</th><th>Error</th><th></th></tr></thead>
     <tbody>${jobs.map((j) => html`<tr data-job=${j.id}><td class="text">${j.id}</td><td class=${`text phase-${j.phase}`}>${j.phase}</td><td class="text">${j.created}</td>
       <td class="text" title=${j.query}>${j.query.slice(0, 60)}</td><td class="text error">${j.message}</td>
       <td class="text">${["PENDING", "QUEUED", "EXECUTING"].includes(j.phase) && html`<button onClick=${() => abort(j.id)}>Abort</button>`}
-        ${j.phase === "COMPLETED" && html`<button onClick=${() => onLoad(j.id)}>Show</button> <a href=${`${TAP}/async/${j.id}/results/result`}>download</a>`}</td></tr>`)}</tbody></table></div>`;
+        ${j.phase === "COMPLETED" && html`<button onClick=${() => onLoad(j.id)}>Show</button> <a href=${`${TAP}/async/${j.id}/results/result`}>download</a>`}</td></tr>`)}</tbody></table></div></div>`;
 }
 
 function App() {
