@@ -155,7 +155,12 @@ def _serve(**options: Any) -> None:
 
     read_manifest(Path(settings.store))  # type: ignore[arg-type]  # a clear error if not a store
     app = create_app(settings)
-    click.echo(f"dpzero serving on {settings.public_url} (TAP at {settings.public_url}/api/tap)")
+    url = settings.public_url
+    if settings.auth.enabled:
+        mode = "login through " + ("OpenID Connect" if settings.auth.oidc else "GitHub")
+    else:
+        mode = "single-user open mode: no login configured"
+    click.echo(f"dpzero serving on {url} (TAP at {url}/api/tap, portal at {url}/portal; {mode})")
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
 
 
