@@ -18,6 +18,7 @@ __all__ = ["AuthMiddleware"]
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _REALM = 'Bearer realm="dpzero"'
+_OPEN_CALLER = Caller(LOCAL_USER, ALL_SCOPES, "open")
 
 
 def _quoted(text: str) -> str:
@@ -49,18 +50,23 @@ class AuthMiddleware:
             return
         rule = rule_for(scope["path"])
         ctx = self.context
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         if not ctx.enabled:
-            caller: Caller | None = Caller(LOCAL_USER, ALL_SCOPES, "open")
-        else:
-            try:
-                caller = self._identify(headers)
-            except AuthenticationError as exc:
-                if rule.open:
-                    caller = None
-                else:
-                    await self._unauthorized(send, exc.message)
-                    return
+            # Single-user open mode (loopback only): the local user may do anything,
+            # unthrottled.
+            state = scope.setdefault("state", {})
+            state["user"] = LOCAL_USER
+            state["caller"] = _OPEN_CALLER
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        caller: Caller | None
+        try:
+            caller = self._identify(headers)
+        except AuthenticationError as exc:
+            if not rule.open:
+                await self._unauthorized(send, exc.message)
+                return
+            caller = None
         if caller is not None:
             state = scope.setdefault("state", {})
             state["user"] = caller.username
