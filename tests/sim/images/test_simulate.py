@@ -164,6 +164,10 @@ def test_coadd_depth_and_photometry(tiny_release: Path, truth: pa.Table) -> None
     assert len(rows) >= 10 and np.isfinite(rows).all()
     assert abs(np.median(rows[:, 2]) - 0.99) < 0.015
     assert np.percentile(np.hypot(rows[:, 0], rows[:, 1]), 90) < 0.1
+    # nImage counts the band's visits (one per band in tiny) on the rendered detectors.
+    for _, path in _layout(tiny_release).find("deepCoadd_nImage"):
+        n_image = fits.getdata(path)
+        assert n_image.min() >= 0 and n_image.max() == 1
 
 
 def test_source_catalogs(tiny_release: Path, truth: pa.Table) -> None:

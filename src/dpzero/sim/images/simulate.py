@@ -215,12 +215,12 @@ def simulate_images(
 
     tasks = [(v, d) for v in visits for d in dets]
     bar = _progress(len(tasks), progress, f"sim images {size}")
-    quads = []
+    quads: dict[str, list[np.ndarray]] = {band: [] for band in bands}
     for visit, det in tasks:
         _process_detector(
             visit, det, camera, calibs[det.id], truth, writer, spec, seed, reference_ids
         )
-        quads.append(detector_corners(det, visit, camera))
+        quads[visit.band].append(detector_corners(det, visit, camera))
         bar.update(1)
     bar.close()
 
@@ -511,7 +511,7 @@ def _process_patch(
     tract: int,
     patch: tuple[int, int],
     box: Box,
-    quads: list[np.ndarray],
+    quads: dict[str, list[np.ndarray]],
     outlines: list[np.ndarray],
     truth: pa.Table,
     writer: _Writer,
@@ -522,7 +522,6 @@ def _process_patch(
 ) -> None:
     """Coadds of every band of a patch, and the patch's coadd catalogs."""
     patch_str = f"{patch[0]},{patch[1]}"
-    n_image = coverage(box, _in_tract(tract, quads))
     # Five years of dithered visits fill the gaps between detectors: pixels inside any
     # visit's focal-plane outline have data at the coadd's depth.
     no_data = coverage(box, _in_tract(tract, outlines)) == 0
@@ -552,6 +551,7 @@ def _process_patch(
     fluxes: dict[str, np.ndarray] = {}
     for band in bands:
         noise = coadd_noise(band)
+        n_image = coverage(box, _in_tract(tract, quads[band]))
         flux = mean_flux(sub, band)
         psf = coadd_psf(band)
         n_eff = 2.266 * (1.04 * noise.psf_fwhm / 0.2) ** 2
