@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 import sep
 import yaml
 from astropy.io import fits
+from astropy.wcs import WCS, FITSFixedWarning
 
 from dpzero.errors import InvalidInputError, OutputExistsError
 from dpzero.repo import read_exposure
@@ -59,6 +61,15 @@ def test_raw_headers_and_overscan(tiny_release: Path) -> None:
         assert 1.0 <= primary["AIRMASS"] <= 1.5
         assert primary["EXPTIME"] == 30.0
         assert len(raw) == 17
+        # the nominal WCS puts the boresight where the camera geometry says
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FITSFixedWarning)  # a primary HDU has no pixels
+            nominal = WCS(primary)
+        calexp = read_exposure(_layout(tiny_release).path("calexp", **data_id), component="wcs")
+        corners = np.array([[0.0, 0.0], [511.0, 511.0]])
+        assert np.allclose(
+            nominal.all_pix2world(corners, 0), calexp.all_pix2world(corners, 0), atol=1e-9
+        )
         for hdu in raw[1:]:
             x0, x1 = (int(v) for v in hdu.header["BIASSEC"][1:].split(",")[0].split(":"))
             overscan = hdu.data[:, x0 - 1 : x1]

@@ -1,8 +1,10 @@
 """Raw files: one multi-extension FITS file per visit and detector, as imSim wrote them.
 
 The primary HDU carries the observation's header (visit, time, pointing, filter,
-airmass, detector); then one image extension per amplifier, ``Segment10`` …
-``Segment17``, ``Segment07`` … ``Segment00``, int32 pixels in readout order with
+airmass, detector) and the detector's nominal WCS for the assembled frame (as the
+telescope's pointing model gives it, before any astrometric fit); then one image
+extension per amplifier, ``Segment10`` … ``Segment17``, ``Segment07`` …
+``Segment00``, int32 pixels in readout order with
 ``DATASEC``, ``BIASSEC``, ``DETSEC``, ``DETSIZE``, gain, read noise and saturation.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 from astropy.io import fits
 from astropy.time import Time
+from astropy.wcs import WCS
 from numpy.typing import NDArray
 
 from dpzero.sim.images.camera import (
@@ -97,9 +100,16 @@ def raw_hdulist(
     visit: Visit,
     detector: DetectorSpec,
     camera: CameraSpec,
+    wcs: WCS | None = None,
 ) -> fits.HDUList:
-    """The raw file's HDUs for a detector's amplifier images (from `read_out`)."""
-    hdus: list = [fits.PrimaryHDU(header=_primary_header(visit, detector, camera))]
+    """The raw file's HDUs for a detector's amplifier images (from `read_out`).
+
+    ``wcs`` (of the assembled detector, 0-based pixels) goes into the primary header.
+    """
+    header = _primary_header(visit, detector, camera)
+    if wcs is not None:
+        header.extend(wcs.to_header(), update=True)
+    hdus: list = [fits.PrimaryHDU(header=header)]
     for amp, data in amplifiers:
         hdu = fits.ImageHDU(data, header=_amp_header(amp, detector))
         hdu.header["EXTNAME"] = amp.segment  # imSim's case, which the name setter would lose

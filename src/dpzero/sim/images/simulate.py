@@ -416,7 +416,7 @@ def _process_detector(
     model = render(objects, (det.height, det.width), psf, jacobian, threshold)
     rng = np.random.default_rng([seed, visit.id, det.id])
     amps, rays = read_out(model + sky, det, calibs, visit.band, visit.exposure_time, rng)
-    raw = raw_hdulist(amps, visit, det, camera)
+    raw = raw_hdulist(amps, visit, det, camera, wcs)
     data_id = {"visit": visit.id, "band": visit.band, "detector": det.id}
     writer.hdulist("raw", raw, **data_id)
 
