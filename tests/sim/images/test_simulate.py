@@ -287,3 +287,32 @@ def test_cli_reports_user_errors(tmp_path: Path) -> None:
     assert "band q not simulated" in result.output
     result = CliRunner().invoke(main, [*args, "--detector", "7"])
     assert result.exit_code == 2 and "detector 7" in result.output
+
+
+def test_every_bright_truth_object_is_in_the_calexps(tiny_release: Path, truth: pa.Table) -> None:
+    """Galaxies and stars alike: each isolated object with S/N > 20 is detected where it is."""
+    from dpzero.sim.images.scene import SceneObjects
+
+    checked = 0
+    for data_id, path in _layout(tiny_release).find("calexp"):
+        exposure = read_exposure(path)
+        image = exposure.image.astype(np.float64)
+        sigma = float(np.sqrt(np.median(exposure.variance)))
+        objects = sep.extract(image, 1.5, err=sigma, minarea=5)
+        flux = flux_at(truth, data_id["band"], exposure.visit_info.mjd)
+        counts = flux / exposure.photo_calib.njy_per_count
+        x, y, inside = _truth_on(exposure, truth, flux, border=20)
+        # Matched-filter S/N of each object's Gaussian-equivalent image, PSF included.
+        size = SceneObjects.from_truth(truth, x, y, counts).gaussian_sigma(
+            exposure.visit_info.seeing_fwhm
+        )
+        snr = counts / (sigma * np.sqrt(4 * math.pi) * size / 0.2)
+        for i in np.nonzero(inside & (snr > 20))[0]:
+            d = np.hypot(x - x[i], y - y[i])
+            d[i] = np.inf
+            if (counts[d < 15] > 0.05 * counts[i]).any():
+                continue  # a blend: the detection's centroid is shared
+            nearest = np.hypot(objects["x"] - x[i], objects["y"] - y[i]).min()
+            assert nearest < 1.5, (data_id, int(truth.column("id")[i].as_py()))
+            checked += 1
+    assert checked >= 20
