@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from astropy.io import fits
 
 from dpzero.sim.images.camera import PRESCAN, SERIAL_OVERSCAN, make_camera
@@ -34,6 +35,11 @@ def test_isr_recovers_the_scene() -> None:
     assert 0.8 < residual.std() < 1.2
     assert saturated[20:23, 40:43].all()
     assert (mask[20:23, 40:43] & 2).all()  # SAT
+    # The excess charge bleeds along the columns: the trail is saturated too, and the
+    # column holds (nearly) all the charge put in.
+    assert saturated[18:25, 41].all()
+    column = image[:, 41] - scene[:, 41]
+    assert column.sum() == pytest.approx(0.0, abs=0.01 * 3 * 300_000)
     assert abs(image[10, 20] - 50_000.0) < 5 * np.sqrt(variance[10, 20])
     cr = np.zeros(scene.shape, dtype=bool)
     cr.flat[rays.index] = True

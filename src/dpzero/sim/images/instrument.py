@@ -139,6 +139,32 @@ def _cosmic_rays(
     return CosmicRays(np.concatenate(index), np.concatenate(electrons))
 
 
+def _bleed(electrons: NDArray[np.float64], well: float) -> None:
+    """Spill charge above the well depth along its column, half up and half down.
+
+    Saturated stars grow the bleed trails of real CCDs; charge is conserved except
+    what runs off the ends of the column.
+    """
+    rows, cols = np.nonzero(electrons > well)
+    for col in np.unique(cols):
+        column = electrons[:, col]
+        for row in rows[cols == col]:
+            excess = column[row] - well
+            if excess <= 0:
+                continue
+            column[row] = well
+            for step, share in ((1, 0.5 * excess), (-1, 0.5 * excess)):
+                r = row + step
+                while share > 0 and 0 <= r < column.size:
+                    room = well - column[r]
+                    if room > 0:
+                        moved = min(room, share)
+                        column[r] += moved
+                        share -= moved
+                    r += step
+        electrons[:, col] = column
+
+
 def _amp_slices(amp: AmplifierSpec) -> tuple[slice, slice]:
     b = amp.data_box
     return slice(b.y0, b.y1), slice(b.x0, b.x1)
@@ -184,7 +210,7 @@ def read_out(
     electrons = rng.poisson(expected).astype(np.float64)
     rays = _cosmic_rays(scene.shape, exposure_time, rng)
     electrons.flat[rays.index] += rays.electrons
-    np.minimum(electrons, _WELL_DEPTH, out=electrons)
+    _bleed(electrons, _WELL_DEPTH)
     amps = []
     for amp in detector.amplifiers:
         rows, cols = _amp_slices(amp)
