@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
 
+from dpzero.repo import mask_bits
 from dpzero.sim.images.camera import BANDS
 
 __all__ = [
@@ -176,6 +177,7 @@ def visit_catalogs(
     id_base: int,
     reference_ids: set[int],
     rng: np.random.Generator,
+    mask: NDArray[np.int32] | None = None,
 ) -> tuple[pa.Table, pa.Table, pa.Table]:
     """``src``, ``icSrc`` and ``srcMatch`` of one calexp.
 
@@ -201,6 +203,8 @@ def visit_catalogs(
         Truth ids of the reference catalog's stars (for ``srcMatch``).
     rng
         Random generator.
+    mask
+        The calexp's mask: pixel flags at each source's centre come from it.
     """
     inside = (x > -0.5) & (x < shape[1] - 0.5) & (y > -0.5) & (y < shape[0] - 0.5)
     m = _measure(truth, x, y, flux_njy, noise, pixel_scale, rng)
@@ -215,6 +219,15 @@ def visit_catalogs(
     ddec = (m.y[idx] - y[idx]) * scale_rad
     point = truth.column("truth_type").to_numpy(zero_copy_only=False)[idx] == 2
     bright = (m.snr[idx] > 50) & ~m.saturated[idx] & ~edge
+    saturated = m.saturated[idx]
+    cr_center = np.zeros(n, dtype=bool)
+    if mask is not None and n:
+        col = np.clip(np.round(m.x[idx]).astype(np.int64), 0, shape[1] - 1)
+        row = np.clip(np.round(m.y[idx]).astype(np.int64), 0, shape[0] - 1)
+        centre = mask[row, col]
+        saturated = saturated | (centre & mask_bits("SAT") != 0)
+        cr_center = centre & mask_bits("CR") != 0
+        bright &= ~saturated
     psf_star = bright & point
     src = _table(
         {
@@ -230,7 +243,7 @@ def visit_catalogs(
             "base_SdssCentroid_flag": np.zeros(n, dtype=bool),
             "base_PsfFlux_instFlux": m.psf_flux[idx],
             "base_PsfFlux_instFluxErr": m.psf_flux_err[idx],
-            "base_PsfFlux_flag": m.saturated[idx],
+            "base_PsfFlux_flag": saturated,
             "base_PsfFlux_apCorr": np.ones(n),
             "base_GaussianFlux_instFlux": m.model_flux[idx],
             "base_GaussianFlux_instFluxErr": m.model_flux_err[idx],
@@ -241,8 +254,8 @@ def visit_catalogs(
             "base_SdssShape_xy": m.xy[idx],
             "base_ClassificationExtendedness_value": ext,
             "base_PixelFlags_flag_edge": edge,
-            "base_PixelFlags_flag_saturatedCenter": m.saturated[idx],
-            "base_PixelFlags_flag_crCenter": np.zeros(n, dtype=bool),
+            "base_PixelFlags_flag_saturatedCenter": saturated,
+            "base_PixelFlags_flag_crCenter": cr_center,
             "calib_psf_candidate": psf_star,
             "calib_psf_used": psf_star & (rng.random(n) < 0.8),
             "calib_photometry_used": bright & point,

@@ -465,6 +465,7 @@ def _process_detector(
         id_base=(visit.id * 200 + det.id) << 20,
         reference_ids=reference_ids,
         rng=np.random.default_rng([seed, visit.id, det.id, 1]),
+        mask=mask,
     )  # fmt: skip
     writer.table("src", src, **data_id)
     writer.table("icSrc", ic_src, **data_id)
