@@ -406,5 +406,28 @@ def repo_merge(
     click.echo(report.summary())
 
 
+@main.group()
+def pipeline() -> None:
+    """Reprocess a repository's raws with the DRP pipeline (pipetask)."""
+
+
+@pipeline.command("run")
+@click.option("--repo", required=True, help="Butler repository holding raws and calibrations.")
+@click.option("--output", required=True, help="Output CHAINED collection, e.g. u/me/drp.")
+@click.option("-j", "--jobs", type=int, default=1, show_default=True, help="Processes.")
+@click.option("--subset", default="step1", show_default=True, help="Pipeline subset or task.")
+@click.option("-d", "--where", default=None, help='Data query, e.g. "visit = 19268".')
+@click.option("--resume", is_flag=True, help="Extend OUTPUT, running only missing quanta.")
+@user_errors
+def pipeline_run(
+    repo: str, output: str, jobs: int, subset: str, where: str | None, resume: bool
+) -> None:
+    """Run the DRP pipeline over the raws of REPO into OUTPUT (pipetask run)."""
+    from dpzero.pipelines import run_pipeline
+
+    report = run_pipeline(repo, output, subset=subset, jobs=jobs, where=where, resume=resume)
+    click.echo(report.summary())
+
+
 if __name__ == "__main__":
     main()

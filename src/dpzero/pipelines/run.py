@@ -1,0 +1,239 @@
+"""Running the pipeline: a thin wrapper over ``pipetask run`` (lsst-ctrl-mpexec).
+
+`run_pipeline` builds the ``pipetask run`` command line a Rubin user would type and
+runs it through ``pipetask``'s own click command, in this process (no second
+start-up of the middleware), reading the executor's summary ("Executed N quanta
+successfully, F failed and R remain out of total T quanta") from its log into a
+`RunReport`. ``resume=True`` adds ``--extend-run --skip-existing --clobber-outputs``,
+so only quanta whose outputs are missing (or that failed) run again; when nothing is
+missing the report says 0 of 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from dpzero.errors import DpzeroUserError, InvalidInputError, OutputExistsError
+
+__all__ = [
+    "DEFAULT_INPUTS",
+    "PipelineRunError",
+    "RunReport",
+    "pipeline_path",
+    "pipetask_command",
+    "run_pipeline",
+]
+
+DEFAULT_INPUTS: tuple[str, ...] = ("2.2i/raw/all", "2.2i/calib", "refcats/DP0.1", "skymaps")
+"""Input collections of a run over a converted release: raws, calibrations, references."""
+
+_SUMMARY = re.compile(
+    r"Executed (\d+) quanta successfully, (\d+) failed and (\d+) remain out of total (\d+) quanta"
+)
+
+
+class PipelineRunError(DpzeroUserError):
+    """``pipetask`` failed: a quantum raised, or the graph could not be built."""
+
+    code = "pipeline_failed"
+    status_code = 500
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What one ``pipetask run`` did.
+
+    Attributes
+    ----------
+    output
+        Output CHAINED collection.
+    succeeded, failed, remaining, total
+        Quanta executed successfully, failed, left unrun (blocked), and in the graph.
+    command
+        The command line run.
+    log
+        Its combined output.
+    """
+
+    output: str
+    succeeded: int
+    failed: int
+    remaining: int
+    total: int
+    command: tuple[str, ...]
+    log: str
+
+    def summary(self) -> str:
+        """One line for a terminal."""
+        return (
+            f"{self.output}: {self.succeeded} quanta succeeded, {self.failed} failed, "
+            f"{self.remaining} blocked, of {self.total}"
+        )
+
+
+def pipeline_path(name: str = "DRP") -> Path:
+    """Path of a pipeline YAML shipped with dpzero (``DRP``).
+
+    Raises
+    ------
+    InvalidInputError
+        If dpzero ships no such pipeline.
+    """
+    path = Path(str(resources.files("dpzero.pipelines") / "pipelines" / f"{name}.yaml"))
+    if not path.is_file():
+        raise InvalidInputError(f"no pipeline {name!r}; dpzero ships DRP")
+    return path
+
+
+def pipetask_command(
+    repo: str,
+    output: str,
+    *,
+    pipeline: str,
+    inputs: tuple[str, ...] = DEFAULT_INPUTS,
+    jobs: int = 1,
+    where: str | None = None,
+    resume: bool = False,
+) -> list[str]:
+    """The ``pipetask run`` command line (``pipeline`` may carry ``#subset``)."""
+    command = [
+        str(Path(sys.executable).parent / "pipetask"),
+        "run",
+        "-b",
+        repo,
+        "-i",
+        ",".join(inputs),
+        "-o",
+        output,
+        "-p",
+        pipeline,
+        "--register-dataset-types",
+        "-j",
+        str(jobs),
+    ]
+    if where:
+        command += ["-d", where]
+    if resume:
+        command += ["--extend-run", "--skip-existing", "--clobber-outputs"]
+    return command
+
+
+def _output_exists(repo: str, output: str) -> bool:
+    from lsst.daf.butler import Butler, MissingCollectionError
+
+    with Butler.from_config(repo) as butler:
+        try:
+            butler.collections.get_info(output)
+        except MissingCollectionError:
+            return False
+        return True
+
+
+def run_pipeline(
+    repo: str,
+    output: str,
+    *,
+    subset: str = "step1",
+    jobs: int = 1,
+    where: str | None = None,
+    resume: bool = False,
+    inputs: tuple[str, ...] = DEFAULT_INPUTS,
+    pipeline: str | None = None,
+) -> RunReport:
+    """Run the DRP pipeline (or a subset of it) over a repository's raws.
+
+    Parameters
+    ----------
+    repo
+        Butler repository (path or config URI).
+    output
+        Output CHAINED collection (``u/<user>/<name>``); its runs are made below it.
+    subset
+        Pipeline subset (``step1``, …) or a task label; empty for the whole pipeline.
+    jobs
+        Processes executing quanta.
+    where
+        Data query restricting the data IDs (``"visit = 19268"``).
+    resume
+        Extend the output's last run, running only quanta without outputs.
+    inputs
+        Input collections.
+    pipeline
+        A pipeline YAML of one's own instead of dpzero's DRP.
+
+    Returns
+    -------
+    RunReport
+        Quanta run, failed and blocked.
+
+    Raises
+    ------
+    InvalidInputError
+        If the repository does not exist or ``jobs`` is not positive.
+    OutputExistsError
+        If ``output`` exists and ``resume`` is false.
+    PipelineRunError
+        If ``pipetask`` fails (a quantum raised, or no graph could be built).
+    """
+    if jobs < 1:
+        raise InvalidInputError(f"jobs must be at least 1, not {jobs}")
+    if "://" not in repo and not (Path(repo) / "butler.yaml").is_file():
+        raise InvalidInputError(f"{repo} is not a Butler repository (no butler.yaml)")
+    exists = _output_exists(repo, output)
+    if exists and not resume:
+        raise OutputExistsError(
+            f"collection {output} exists; resume it (--resume) or choose another --output"
+        )
+    path = pipeline or str(pipeline_path())
+    if subset:
+        path = f"{path}#{subset}"
+    command = pipetask_command(
+        repo, output, pipeline=path, inputs=inputs, jobs=jobs, where=where, resume=resume and exists
+    )
+    error, log = _pipetask(command[1:])
+    counts = [tuple(int(v) for v in m.groups()) for m in _SUMMARY.finditer(log)]
+    succeeded, failed, remaining, total = counts[-1] if counts else (0, 0, 0, 0)
+    report = RunReport(output, succeeded, failed, remaining, total, tuple(command), log)
+    if error is not None:
+        if resume and exists and not counts and "QuantumGraph was empty" in error:
+            return report  # every quantum already has its outputs
+        tail = "\n".join([*log.strip().splitlines()[-10:], error])
+        raise PipelineRunError(f"pipetask failed ({report.summary()}):\n{tail}")
+    return report
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.name} {record.levelname}: {record.getMessage()}")
+
+
+def _pipetask(arguments: list[str]) -> tuple[str | None, str]:
+    """Run ``pipetask`` with ``arguments`` in this process: its error (or None) and log."""
+    import click
+    from lsst.ctrl.mpexec.cli.pipetask import cli
+
+    collect = _Collect()
+    logger = logging.getLogger("lsst")
+    logger.addHandler(collect)
+    error: str | None = None
+    try:
+        cli.main(arguments, prog_name="pipetask", standalone_mode=False)
+    except click.ClickException as exc:
+        error = exc.format_message()
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            error = f"pipetask exited with status {exc.code}"
+    except Exception as exc:  # a quantum's failure surfaces as the executor's error
+        error = f"{type(exc).__name__}: {exc}"
+    finally:
+        logger.removeHandler(collect)
+    return error, "\n".join(collect.lines)

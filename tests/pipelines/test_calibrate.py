@@ -1,0 +1,126 @@
+"""Calibration of the tiny release's exposures against its known stars."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from astropy.coordinates import SkyCoord
+from astropy.table import Table
+
+from dpzero.repo.exposure import Exposure
+
+from .conftest import FWHM, NJY_PER_E, SKY, SIZE, VISITS, TinyRelease, true_wcs
+from .test_isr import run_isr
+
+
+def reference(release: TinyRelease) -> Table:
+    table = Table(
+        {
+            "coord_ra": np.radians([s.ra for s in release.stars]),
+            "coord_dec": np.radians([s.dec for s in release.stars]),
+        }
+    )
+    for band, njy in NJY_PER_E.items():
+        table[f"{band}_flux"] = [s.electrons[band] * njy for s in release.stars]
+    return table
+
+
+def on_detector(release: TinyRelease, visit: int, detector: int) -> np.ndarray:
+    x, y = true_wcs(visit, detector).all_world2pix(
+        [s.ra for s in release.stars], [s.dec for s in release.stars], 0
+    )
+    return np.nonzero((x > 10) & (x < SIZE - 11) & (y > 10) & (y < SIZE - 11))[0]
+
+
+@pytest.fixture(scope="module")
+def calibrated(tiny_release: TinyRelease) -> dict:
+    from dpzero.pipelines.tasks.calibrate import CalibrateTask
+
+    ref = reference(tiny_release)
+    out = {}
+    for visit, detector in ((1001, 94), (1002, 95)):
+        exposure = run_isr(tiny_release, visit, detector)
+        out[visit, detector] = CalibrateTask().run(exposure, ref, id_base=visit << 20)
+    return out
+
+
+@pytest.mark.parametrize(("visit", "detector"), [(1001, 94), (1002, 95)])
+def test_astrometry_against_truth(
+    calibrated: dict, tiny_release: TinyRelease, visit: int, detector: int
+) -> None:
+    result = calibrated[visit, detector]
+    wcs = result.calexp.wcs
+    truth = true_wcs(visit, detector)
+    # The fitted WCS corrects the 1″ pointing error: over the detector it agrees
+    # with the true one to tens of mas (about ten stars fix six parameters).
+    gx, gy = np.meshgrid(np.linspace(0, SIZE - 1, 5), np.linspace(0, SIZE - 1, 5))
+    fit = SkyCoord(*wcs.all_pix2world(gx.ravel(), gy.ravel(), 0), unit="deg")
+    true = SkyCoord(*truth.all_pix2world(gx.ravel(), gy.ravel(), 0), unit="deg")
+    assert np.median(fit.separation(true).arcsec) < 0.03
+    assert fit.separation(true).arcsec.max() < 0.1
+    # Source positions of the unsaturated stars match the truth within 20 mas rms.
+    src = result.sources
+    stars = on_detector(tiny_release, visit, detector)
+    star_sky = SkyCoord(
+        [tiny_release.stars[i].ra for i in stars],
+        [tiny_release.stars[i].dec for i in stars],
+        unit="deg",
+    )
+    found = SkyCoord(src["coord_ra"], src["coord_dec"], unit="deg")
+    idx, sep, _ = star_sky.match_to_catalog_sky(found)
+    good = ~np.asarray(src["base_PixelFlags_flag_saturatedCenter"])[idx]
+    assert (sep.arcsec < 0.3).sum() >= len(stars) - 1
+    rms = np.sqrt(np.mean(sep.arcsec[good & (sep.arcsec < 0.3)] ** 2))
+    assert rms < 0.020
+    assert src["calib_astrometry_used"].sum() >= 4
+
+
+@pytest.mark.parametrize(("visit", "detector"), [(1001, 94), (1002, 95)])
+def test_photometry_against_truth(
+    calibrated: dict, tiny_release: TinyRelease, visit: int, detector: int
+) -> None:
+    result = calibrated[visit, detector]
+    band, _ = VISITS[visit]
+    calib = result.calexp.photo_calib
+    assert calib.njy_per_count == pytest.approx(NJY_PER_E[band], rel=0.01)
+    src = result.sources
+    stars = on_detector(tiny_release, visit, detector)
+    star_sky = SkyCoord(
+        [tiny_release.stars[i].ra for i in stars],
+        [tiny_release.stars[i].dec for i in stars],
+        unit="deg",
+    )
+    found = SkyCoord(src["coord_ra"], src["coord_dec"], unit="deg")
+    idx, sep, _ = star_sky.match_to_catalog_sky(found)
+    true_flux = np.array([tiny_release.stars[i].electrons[band] for i in stars]) * NJY_PER_E[band]
+    flux = np.asarray(src["base_PsfFlux_flux"])[idx]
+    ok = (sep.arcsec < 0.3) & ~np.asarray(src["base_PixelFlags_flag_saturatedCenter"])[idx]
+    bright = ok & (true_flux > 1e4)
+    offset = flux[bright] / true_flux[bright] - 1
+    assert bright.sum() >= 3
+    assert abs(float(np.median(offset))) < 0.01
+    assert float(np.max(np.abs(offset))) < 0.03
+
+
+def test_psf_and_background(calibrated: dict) -> None:
+    result = calibrated[1001, 94]
+    calexp: Exposure = result.calexp
+    assert calexp.psf.fwhm == pytest.approx(FWHM, rel=0.05)
+    assert np.isclose(calexp.psf.kernel.sum(), 1.0)
+    model = result.background.image()
+    assert model.shape == (SIZE, SIZE)
+    flat_mean = float(np.median(model))
+    assert flat_mean == pytest.approx(SKY, rel=0.03)
+    sky = calexp.mask == 0
+    assert abs(float(np.median(calexp.image[sky]))) < 3.0
+    ids = np.asarray(result.sources["id"])
+    assert len(np.unique(ids)) == len(ids) and ids.min() >= 1001 << 20
+
+
+def test_no_reference_match_fails_clearly(tiny_release: TinyRelease) -> None:
+    from dpzero.pipelines.tasks.calibrate import CalibrateTask, CalibrationFailedError
+
+    far = reference(tiny_release)
+    far["coord_dec"] = far["coord_dec"] + np.radians(1.0)
+    with pytest.raises(CalibrationFailedError, match="reference matches"):
+        CalibrateTask().run(run_isr(tiny_release, 1001, 94), far)
