@@ -45,8 +45,8 @@ NJY_PER_E = {"i": 0.6, "r": 0.5}
 POINTING_ERROR_ARCSEC = 1.0
 VISITS = {1001: ("i", 0.0), 1002: ("r", 30.0)}
 DETECTORS = {94: (0.0, 0.0), 95: (136.0, 0.0)}  # focal-plane offsets, pixels
-CR_PIXELS = ((20, 100), (21, 101), (22, 102))
-SATURATED = 44  # index of the star bright enough to saturate (on detector 94)  # (row, col), visit 1001 detector 94
+CR_PIXELS = ((20, 100), (21, 101), (22, 102))  # (row, col), visit 1001 detector 94
+SATURATED = 44  # index of the star bright enough to saturate (on detector 94)
 
 
 @dataclass(frozen=True)

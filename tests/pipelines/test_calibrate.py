@@ -9,7 +9,7 @@ from astropy.table import Table
 
 from dpzero.repo.exposure import Exposure
 
-from .conftest import FWHM, NJY_PER_E, SKY, SIZE, VISITS, TinyRelease, true_wcs
+from .conftest import FWHM, NJY_PER_E, SIZE, SKY, VISITS, TinyRelease, true_wcs
 from .test_isr import run_isr
 
 
