@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 import shutil
 import time
-import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +23,7 @@ from dpzero.catalog._layout import (
     store_lock,
 )
 from dpzero.catalog._margin import build_margin
+from dpzero.catalog._partition import partition_table
 from dpzero.catalog._validate import (
     InputCatalogs,
     InputTable,
@@ -37,8 +34,6 @@ from dpzero.catalog._validate import (
 from dpzero.errors import InvalidInputError
 
 if TYPE_CHECKING:
-    from dask.distributed import Client
-
     from dpzero.schema import SchemaSpec
 
 __all__ = ["IngestOptions", "IngestReport", "ingest_catalogs"]
@@ -53,17 +48,18 @@ class IngestOptions:
     Attributes
     ----------
     partition_rows
-        Target maximum rows per HEALPix partition (hats-import's pixel threshold).
+        Maximum rows per HEALPix partition.
     highest_order
-        Finest HEALPix order a partition may have.
+        Finest HEALPix order a partition may have; raised automatically (up to 10)
+        when one cell at this order holds more than ``partition_rows`` rows.
     row_group_rows
         Rows per Parquet row group inside a partition (small: point queries read few).
     margin_arcsec
         Radius of the margin cache.
     chunk_rows
-        Rows read from an input file at once (bounds memory).
+        Rows read from an input file at once (fewer for wide tables; bounds memory).
     threads
-        Dask threads used by hats-import.
+        Partitions sorted and written at once.
     """
 
     partition_rows: int = 100_000
@@ -119,11 +115,12 @@ def ingest_catalogs(
     """Validate the catalogs in ``source`` and publish them in ``store``, all or nothing.
 
     Every table listed in ``source/manifest.json`` is checked against the schema, then
-    partitioned with hats-import into a staging folder inside the store, with its margin
-    cache, objectId index and Felis metadata. Only when every table is ready does one
-    atomic rename of the store manifest publish them, replacing older versions of the
-    same tables; a failure or an interruption before that leaves the store's content as
-    it was (leftovers are removed by the next ingest).
+    partitioned by the streaming partitioner (`partition_table`) into a staging folder
+    inside the store, with its margin cache, objectId index and Felis metadata. Only
+    when every table is ready does one atomic rename of the store manifest publish
+    them, replacing older versions of the same tables; a failure or an interruption
+    before that leaves the store's content as it was (leftovers are removed by the next
+    ingest).
 
     Parameters
     ----------
@@ -188,23 +185,20 @@ def _ingest_locked(
         try:
             staging.mkdir()
             rows = _validate_all(source, inputs.tables, progress)
-            entries = []
-            with _dask_client(staging, options) as client:
-                for table in inputs.tables:
-                    entries.append(
-                        _build_table(
-                            client,
-                            source,
-                            table,
-                            rows[table.spec.name],
-                            schema,
-                            database,
-                            version,
-                            staging,
-                            options,
-                            progress,
-                        )
-                    )
+            entries = [
+                _build_table(
+                    source,
+                    table,
+                    rows[table.spec.name],
+                    schema,
+                    database,
+                    version,
+                    staging,
+                    options,
+                    progress,
+                )
+                for table in inputs.tables
+            ]
             db_dir = store / database
             db_dir.mkdir(exist_ok=True)
             for e in entries:
@@ -241,41 +235,7 @@ def _validate_all(source: Path, tables: tuple[InputTable, ...], progress: bool) 
     return rows
 
 
-@contextlib.contextmanager
-def _quiet_hats() -> Iterator[None]:
-    """Silence hats' chatter that says nothing to a dpzero user."""
-    logger = logging.getLogger()
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Computing partitions from catalog parquet")
-        warnings.filterwarnings("ignore", category=FutureWarning)
-        try:
-            yield
-        finally:
-            logger.setLevel(level)
-
-
-@contextlib.contextmanager
-def _dask_client(staging: Path, options: IngestOptions) -> Iterator[Client]:
-    from dask.distributed import Client
-
-    with (
-        _quiet_hats(),
-        Client(
-            processes=False,
-            n_workers=1,
-            threads_per_worker=options.threads,
-            dashboard_address=":0",
-            scheduler_port=0,
-            local_directory=str(staging / "_dask"),
-        ) as client,
-    ):
-        yield client
-
-
 def _build_table(
-    client: Client,
     source: Path,
     table: InputTable,
     rows: int,
@@ -287,42 +247,26 @@ def _build_table(
     progress: bool,
 ) -> TableEntry:
     from hats.catalog.dataset.collection_properties import CollectionProperties
-    from hats_import.catalog.arguments import ImportArguments
-    from hats_import.catalog.file_readers.parquet import ParquetPyarrowReader
-    from hats_import.pipeline import pipeline_with_client
     from tqdm import tqdm
 
     name = table.spec.name
     role = table.role
-    scratch = staging / "_scratch" / name
-    scratch.mkdir(parents=True)
-    common = {
-        "progress_bar": progress,
-        "simple_progress_bar": True,
-        "resume": False,
-        "tmp_dir": scratch,
-        "dask_tmp": scratch,
-    }
     collection = staging / name
-    args = ImportArguments(
-        output_path=collection,
-        output_artifact_name=name,
-        input_file_list=[str(source / f) for f in table.files],
-        file_reader=ParquetPyarrowReader(chunksize=options.chunk_rows),
-        ra_column=role.ra_column,
-        dec_column=role.dec_column,
-        catalog_type="object",
-        pixel_threshold=options.partition_rows,
-        highest_healpix_order=options.highest_order,
-        row_group_kwargs={"num_rows": options.row_group_rows},
-        expected_total_rows=rows,
-        addl_hats_properties={"obs_title": f"{database}.{name}"},
-        **common,
-    )
-    with _quiet_hats():
-        pipeline_with_client(args, client)
+    with tqdm(total=rows, desc=f"{name}: partition", unit="row", disable=not progress) as bar:
+        partitions = partition_table(
+            [source / f for f in table.files],
+            collection / name,
+            ra_column=role.ra_column,
+            dec_column=role.dec_column,
+            highest_order=options.highest_order,
+            partition_rows=options.partition_rows,
+            row_group_rows=options.row_group_rows,
+            chunk_rows=options.chunk_rows,
+            threads=options.threads,
+            properties={"obs_title": f"{database}.{name}"},
+            on_rows=bar.update,
+        )
     margin_name = f"{name}{MARGIN_SUFFIX}"
-    partitions = _partition_files(collection / name)
     with tqdm(
         total=len(partitions), desc=f"{name}: margin", unit="partition", disable=not progress
     ) as bar:
@@ -340,7 +284,6 @@ def _build_table(
         all_margins=[margin_name],
         default_margin=margin_name,
     ).to_properties_file(collection)
-    shutil.rmtree(scratch, ignore_errors=True)
     if role.key_column is not None:
         built = build_index(
             partitions,
