@@ -415,7 +415,7 @@ def pipeline() -> None:
 @click.option("--repo", required=True, help="Butler repository holding raws and calibrations.")
 @click.option("--output", required=True, help="Output CHAINED collection, e.g. u/me/drp.")
 @click.option("-j", "--jobs", type=int, default=1, show_default=True, help="Processes.")
-@click.option("--subset", default="step1", show_default=True, help="Pipeline subset or task.")
+@click.option("--subset", default="", help="Pipeline subset (step1, step3) or task; default all.")
 @click.option("-d", "--where", default=None, help='Data query, e.g. "visit = 19268".')
 @click.option("--resume", is_flag=True, help="Extend OUTPUT, running only missing quanta.")
 @user_errors

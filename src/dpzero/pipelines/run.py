@@ -138,7 +138,7 @@ def run_pipeline(
     repo: str,
     output: str,
     *,
-    subset: str = "step1",
+    subset: str = "",
     jobs: int = 1,
     where: str | None = None,
     resume: bool = False,
@@ -154,7 +154,8 @@ def run_pipeline(
     output
         Output CHAINED collection (``u/<user>/<name>``); its runs are made below it.
     subset
-        Pipeline subset (``step1``, …) or a task label; empty for the whole pipeline.
+        Pipeline subset (``step1``, ``step3``) or a task label; empty for the whole
+        pipeline.
     jobs
         Processes executing quanta.
     where

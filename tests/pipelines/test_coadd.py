@@ -1,0 +1,84 @@
+"""Warps and coadds: flux and positions carried onto the sky map, stacking arithmetic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dpzero.repo.exposure import Exposure, mask_bits
+from dpzero.sim.skymap import DC2_SKYMAP
+
+from .conftest import NJY_PER_E, TinyRelease
+from .test_calibrate import reference
+from .test_isr import run_isr
+
+
+@pytest.fixture(scope="module")
+def warp(tiny_release: TinyRelease) -> Exposure:
+    from dpzero.pipelines.tasks.calibrate import CalibrateTask
+    from dpzero.pipelines.tasks.coadd import MakeWarpTask
+
+    ref = reference(tiny_release)
+    calexps = [CalibrateTask().run(run_isr(tiny_release, 1001, d), ref).calexp for d in (94, 95)]
+    loc = DC2_SKYMAP.locate([tiny_release.stars[44].ra], [tiny_release.stars[44].dec])
+    tract = int(loc.tract[0])
+    patch = int(loc.patch_x[0]) + 7 * int(loc.patch_y[0])
+    return MakeWarpTask().run(calexps, DC2_SKYMAP, tract, patch).warp
+
+
+def test_warp_carries_star_fluxes_and_positions(warp: Exposure, tiny_release: TinyRelease) -> None:
+    import sep
+
+    tract = int(DC2_SKYMAP.locate([62.0], [-37.0]).tract[0])
+    ra = np.array([s.ra for s in tiny_release.stars])
+    dec = np.array([s.dec for s in tiny_release.stars])
+    x, y = DC2_SKYMAP.sky_to_pixel(tract, ra, dec)
+    # The warp's WCS is the tract's projection shifted to its box.
+    wx, wy = warp.wcs.all_world2pix(ra, dec, 0)
+    np.testing.assert_allclose(wx, x - warp.bbox.x0, atol=1e-6)
+    np.testing.assert_allclose(wy, y - warp.bbox.y0, atol=1e-6)
+    inside = (wx > 15) & (wx < warp.bbox.width - 16) & (wy > 15) & (wy < warp.bbox.height - 16)
+    data = (warp.mask & mask_bits("NO_DATA")) == 0
+    checked = 0
+    for i in np.nonzero(inside)[0]:
+        r, c = round(float(wy[i])), round(float(wx[i]))
+        if not data[r - 13 : r + 14, c - 13 : c + 14].all() or i == 44:
+            continue
+        flux, _, _ = sep.sum_circle(
+            np.ascontiguousarray(warp.image, dtype=np.float64), [wx[i]], [wy[i]], 12.0
+        )
+        truth = tiny_release.stars[i].electrons["i"] * NJY_PER_E["i"]
+        assert flux[0] == pytest.approx(truth, rel=0.05, abs=400.0), i
+        checked += 1
+    assert checked >= 5
+
+
+def test_coadd_warps_is_a_clipped_weighted_mean() -> None:
+    from dpzero.pipelines.tasks.coadd import coadd_warps
+
+    rng = np.random.default_rng(3)
+    images = rng.normal(10.0, 1.0, (5, 4, 6))
+    variances = np.full(images.shape, 1.0)
+    weights = np.array([1.0, 2.0, 1.0, 0.5, 1.0])
+    images[2, 1, 1] = 1e4  # an artefact in one warp
+    images[0, 3, :] = np.nan  # no data there in one warp
+    image, variance, count = coadd_warps(images, variances, weights, clip_sigma=3.0)
+    assert count[1, 1] == 4 and count[3, 0] == 4 and count[0, 0] == 5
+    keep = np.ones(5, bool)
+    keep[2] = False
+    expected = np.average(images[keep, 1, 1], weights=weights[keep])
+    assert image[1, 1] == pytest.approx(expected)
+    assert image[0, 0] == pytest.approx(np.average(images[:, 0, 0], weights=weights))
+    assert variance[0, 0] == pytest.approx((weights**2).sum() / weights.sum() ** 2)
+
+
+def test_single_warp_coadd_is_the_warp(warp: Exposure) -> None:
+    from dpzero.pipelines.tasks.coadd import AssembleCoaddTask
+
+    result = AssembleCoaddTask().run([warp])
+    coadd = result.coadd
+    assert coadd.bbox == warp.bbox
+    data = (warp.mask & mask_bits("NO_DATA")) == 0
+    np.testing.assert_allclose(coadd.image[data], warp.image[data], rtol=1e-6)
+    assert (result.n_image[data] == 1).all() and (result.n_image[~data] == 0).all()
+    assert coadd.psf.fwhm == pytest.approx(warp.psf.fwhm)
