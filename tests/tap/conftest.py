@@ -45,9 +45,8 @@ class ServerProcess:
             sys.executable, "-m", "dpzero.cli", "serve", "--store", str(self.store),
             "--port", str(self.port), "--state-dir", str(self.state_dir),
         ]  # fmt: skip
-        self.process = subprocess.Popen(
-            cmd, env=self.env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT
-        )
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import shutil
 import threading
 import time
@@ -238,6 +239,7 @@ class JobRunner:
                     str(self.store_path),
                     self.default_maxrec,
                     self.max_upload_rows,
+                    os.getpid(),
                 ),
                 name=f"tap-job-{job.job_id}",
                 daemon=True,

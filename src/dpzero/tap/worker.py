@@ -26,9 +26,32 @@ def _write_status(job_dir: Path, status: dict[str, object]) -> None:
     os.replace(tmp, job_dir / STATUS_FILE)
 
 
-def run_job(job_dir: str, store_path: str, default_maxrec: int, max_upload_rows: int) -> None:
+def _exit_with(server_pid: int) -> None:
+    """End this process when the server that started it is gone (a crash or a SIGKILL):
+    nobody would collect the result, and the query could run on for hours."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while True:
+            try:
+                os.kill(server_pid, 0)
+            except ProcessLookupError:
+                os._exit(3)
+            except PermissionError:
+                pass
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, name="server-watch", daemon=True).start()
+
+
+def run_job(
+    job_dir: str, store_path: str, default_maxrec: int, max_upload_rows: int, server_pid: int
+) -> None:
     """Run the query of the job in ``job_dir`` against the store at ``store_path``."""
+    _exit_with(server_pid)
     folder = Path(job_dir)
+    (folder / "worker.pid").write_text(str(os.getpid()))
     try:
         from dpzero.tap.engine import TapEngine
         from dpzero.tap.formats import parse_format, write_result
