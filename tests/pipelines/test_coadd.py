@@ -82,3 +82,33 @@ def test_single_warp_coadd_is_the_warp(warp: Exposure) -> None:
     np.testing.assert_allclose(coadd.image[data], warp.image[data], rtol=1e-6)
     assert (result.n_image[data] == 1).all() and (result.n_image[~data] == 0).all()
     assert coadd.psf.fwhm == pytest.approx(warp.psf.fwhm)
+
+
+def test_coadd_measurement_against_truth(warp: Exposure, tiny_release: TinyRelease) -> None:
+    from astropy.coordinates import SkyCoord
+
+    from dpzero.pipelines.tasks.coadd import AssembleCoaddTask
+    from dpzero.pipelines.tasks.measure_coadd import MeasureCoaddTask
+
+    coadd = AssembleCoaddTask().run([warp]).coadd
+    loc = DC2_SKYMAP.locate([tiny_release.stars[44].ra], [tiny_release.stars[44].dec])
+    tract, patch = int(loc.tract[0]), int(loc.patch_x[0]) + 7 * int(loc.patch_y[0])
+    meas = MeasureCoaddTask().run(coadd, DC2_SKYMAP, tract, patch).measurements
+    assert len(np.unique(meas["id"])) == len(meas)
+    assert (np.asarray(meas["id"]) >> 43 == tract * 49 + patch).all()
+    stars = SkyCoord(
+        [s.ra for s in tiny_release.stars], [s.dec for s in tiny_release.stars], unit="deg"
+    )
+    found = SkyCoord(meas["coord_ra"], meas["coord_dec"], unit="deg")
+    idx, sep, _ = found.match_to_catalog_sky(stars)
+    truth = np.array([tiny_release.stars[i].electrons["i"] * NJY_PER_E["i"] for i in idx])
+    flux = np.asarray(meas["base_PsfFlux_flux"])
+    x, y = meas["base_SdssCentroid_x"] - coadd.bbox.x0, meas["base_SdssCentroid_y"] - coadd.bbox.y0
+    good = (sep.arcsec < 0.3) & (idx != 44) & (truth > 1e4)
+    good &= ~np.asarray(meas["base_CircularApertureFlux_12_0_flag"])  # no hole in the aperture
+    good &= (x > 14) & (x < coadd.bbox.width - 15) & (y > 14) & (y < coadd.bbox.height - 15)
+    assert good.sum() >= 5
+    assert float(np.sqrt(np.mean(sep.arcsec[good] ** 2))) < 0.02
+    offset = flux[good] / truth[good] - 1
+    assert abs(float(np.median(offset))) < 0.01
+    assert float(np.max(np.abs(offset))) < 0.05

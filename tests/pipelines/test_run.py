@@ -20,10 +20,11 @@ def test_pipeline_yaml_has_rubin_shape() -> None:
     from lsst.pipe.base import Pipeline
 
     pipeline = Pipeline.from_uri(str(pipeline_path()))
-    assert set(pipeline.task_labels) == {"isr", "calibrate", "makeWarp", "assembleCoadd"}
+    step3 = {"makeWarp", "assembleCoadd", "measureCoadd"}
+    assert set(pipeline.task_labels) == {"isr", "calibrate", *step3}
     graph = pipeline.to_graph()
     assert set(graph.task_subsets["step1"]) == {"isr", "calibrate"}
-    assert set(graph.task_subsets["step3"]) == {"makeWarp", "assembleCoadd"}
+    assert set(graph.task_subsets["step3"]) == step3
 
 
 def test_run_then_resume_only_missing(tiny_repo: Path) -> None:
@@ -75,6 +76,7 @@ def test_whole_pipeline_two_processes_and_nothing_left_to_do(tiny_repo: Path) ->
         assert len(warps) >= len(coadds)
         coadd = butler.get(coadds[0])
         assert np.isfinite(coadd.image).all() and coadd.psf is not None
+        assert len(butler.query_datasets("deepCoadd_meas")) >= 1
     nothing = run_pipeline(str(tiny_repo), "u/test/j2", resume=True)
     assert (nothing.succeeded, nothing.total) == (0, 0)
 

@@ -51,6 +51,7 @@ __all__ = [
     "ReferenceMatch",
     "fit_astrometry",
     "match_reference",
+    "psf_photometry",
 ]
 
 _BAD = mask_bits("BAD", "SAT", "CR", "NO_DATA", "EDGE")
@@ -292,7 +293,7 @@ class CalibrateTask(PipelineTask):
         psf, candidates, used = _psf_model(
             image, objects, x, y, snr, edge | sat_center | (objects["flag"] != 0), cfg
         )
-        psf_flux, psf_err, psf_flag = _psf_photometry(image, err, bad, psf, x, y)
+        psf_flux, psf_err, psf_flag = psf_photometry(image, err, bad, psf, x, y)
         ap_corr = _aperture_correction(ap_flux, psf_flux, used if used.sum() >= 3 else candidates)
         psf_flux, psf_err = psf_flux * ap_corr, psf_err * ap_corr
 
@@ -455,10 +456,16 @@ def _psf_model(
     return Psf.gaussian(float(np.median(fwhms[stars])), cfg.psfSize), candidates, used
 
 
-def _psf_photometry(
+def psf_photometry(
     image: NDArray, err: NDArray, bad: NDArray, psf: Psf, x: NDArray, y: NDArray
 ) -> tuple[NDArray, NDArray, NDArray]:
-    """PSF fluxes fitted at fixed positions."""
+    """PSF fluxes fitted at fixed positions (`photutils.psf.PSFPhotometry`).
+
+    Returns
+    -------
+    flux, flux_err, flag
+        Fitted fluxes in the image's units, their errors and photutils' flags.
+    """
     from photutils.psf import ImagePSF, PSFPhotometry
 
     model = ImagePSF(psf.kernel, x_0=0.0, y_0=0.0, flux=1.0)
