@@ -154,3 +154,27 @@ def test_wide_tables_read_fewer_rows_at_once():
     assert chunk_rows_for(narrow, 200_000) == 200_000
     assert chunk_rows_for(wide, 200_000) < 50_000
     assert chunk_rows_for(pa.schema([("s", pa.string())]), 10) == 1_000
+
+
+@pytest.mark.parametrize("threshold", [250, 5000])
+def test_plan_matches_hats_generate_alignment(threshold):
+    from hats.pixel_math.partition_stats import generate_alignment
+
+    rng = np.random.default_rng(threshold)
+    ra, dec = sky_positions(4000, rng)
+    hp = _hp29(ra, dec)
+    order = 7
+    plan = plan_partitions(hp, highest_order=order, partition_rows=threshold)
+    assert plan.order == order
+    histogram = np.bincount(hp >> (2 * (29 - order)), minlength=12 * 4**order)
+    alignment = generate_alignment(
+        histogram, highest_order=order, threshold=threshold, drop_empty_siblings=True
+    )
+    want = {(int(a[0]), int(a[1]), int(a[2])) for a in alignment if a is not None}
+    assert set(plan.pixels) == want
+    # Every row lands in the partition whose cell contains it.
+    where = plan.locate(hp)
+    for i, (o, p, n) in enumerate(plan.pixels):
+        mine = hp[where == i]
+        assert mine.size == n
+        assert (mine >> (2 * (29 - o)) == p).all()

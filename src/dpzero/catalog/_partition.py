@@ -4,8 +4,9 @@ Three passes over the data, each bounded in memory:
 
 1. Stream the position columns of every file and compute each row's ``_healpix_29``
    (kept, 8 bytes a row) and a histogram of row counts at the finest order.
-2. Choose adaptive partitions from the histogram with hats' ``generate_alignment``
-   (each at most ``partition_rows`` rows), then stream every file again in chunks,
+2. Choose adaptive partitions with hats' alignment rule (`_align`, vectorised over the
+   non-empty cells: hats' ``generate_alignment`` loops in Python over every cell of the
+   sky), each at most ``partition_rows`` rows, then stream every file again in chunks,
    splitting each chunk by destination partition into Arrow IPC spill files.
 3. For each partition, read its spill files (memory-mapped), sort by ``_healpix_29``
    and write its Parquet file in small row groups, then the catalog's metadata files
@@ -41,8 +42,10 @@ __all__ = [
 ]
 
 HEALPIX_COLUMN = "_healpix_29"
-# Finest order the planner raises to on its own: its dense histogram has 12·4^k cells.
-MAX_AUTO_ORDER = 10
+# Finest order the planner raises to on its own (cells of ~0.4 arcsec).
+MAX_AUTO_ORDER = 19
+# Finest order of the sky maps (point_map.fits, skymap.fits): 12·4^k cells.
+SKYMAP_MAX_ORDER = 10
 # Bytes of one input chunk in memory; wide tables read fewer rows at once.
 CHUNK_BYTES = 256 * 1024 * 1024
 
@@ -55,38 +58,68 @@ class PartitionTooDenseError(InvalidInputError):
 
 @dataclass(frozen=True)
 class PartitionPlan:
-    """Where each finest-order cell goes.
+    """The partitions of a table and the rows each holds.
 
     Attributes
     ----------
     order
-        The finest order of the histogram (may exceed the order asked for).
+        The finest order considered (may exceed the order asked for).
     pixels
-        ``(Norder, Npix, rows)`` of every partition, in HEALPix order.
-    destination
-        For each cell at ``order``, the index in ``pixels`` of its partition
-        (-1 where the cell is empty).
-    histogram
-        Row count of each cell at ``order``.
+        ``(Norder, Npix, rows)`` of every partition, in HEALPix (nested) order.
+    starts
+        First ``_healpix_29`` value of each partition's range, ascending.
     """
 
     order: int
     pixels: tuple[tuple[int, int, int], ...]
-    destination: np.ndarray
-    histogram: np.ndarray
+    starts: np.ndarray
+
+    def locate(self, hp29: np.ndarray) -> np.ndarray:
+        """Index in `pixels` of the partition holding each ``_healpix_29`` value."""
+        return np.searchsorted(self.starts, hp29, side="right") - 1
 
 
 def _histogram(hp29: np.ndarray, order: int) -> np.ndarray:
+    """Dense row counts at ``order`` (for the sky maps)."""
     return np.bincount(hp29 >> (2 * (29 - order)), minlength=12 * 4**order).astype(np.int64)
+
+
+def _runs(sorted_values: np.ndarray) -> np.ndarray:
+    """Start index of each run of equal values in a sorted array."""
+    if sorted_values.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.concatenate([[0], np.flatnonzero(np.diff(sorted_values)) + 1])
 
 
 def _densest(sorted_hp29: np.ndarray, order: int) -> int:
     if sorted_hp29.size == 0:
         return 0
     cells = sorted_hp29 >> (2 * (29 - order))
-    edges = np.flatnonzero(np.diff(cells)) + 1
-    runs = np.diff(np.concatenate([[0], edges, [cells.size]]))
-    return int(runs.max())
+    starts = _runs(cells)
+    return int(np.diff(np.append(starts, cells.size)).max())
+
+
+def _align(cells: np.ndarray, counts: np.ndarray, order: int, threshold: int) -> np.ndarray:
+    """Partition order of each non-empty cell at ``order`` (sorted, with row counts).
+
+    hats' rule, bottom-up: a cell at a coarser order k gathers all its rows into one
+    partition when it holds at most ``threshold`` rows and more than one of its four
+    children holds any (a lone non-empty child keeps its finer, smaller pixel). The
+    coarsest such ancestor wins. Vectorised over the non-empty cells only.
+    """
+    final = np.full(cells.size, order, dtype=np.int64)
+    for k in range(order - 1, -1, -1):
+        parent = cells >> (2 * (order - k))
+        child = cells >> (2 * (order - k - 1))
+        starts = _runs(parent)
+        sums = np.add.reduceat(counts, starts)
+        new_child = np.ones(cells.size, dtype=np.int64)
+        new_child[1:] = child[1:] != child[:-1]
+        children = np.add.reduceat(new_child, starts)
+        collapse = (sums <= threshold) & (children > 1)
+        lengths = np.diff(np.append(starts, cells.size))
+        final[np.repeat(collapse, lengths)] = k
+    return final
 
 
 def plan_partitions(hp29: np.ndarray, *, highest_order: int, partition_rows: int) -> PartitionPlan:
@@ -101,8 +134,6 @@ def plan_partitions(hp29: np.ndarray, *, highest_order: int, partition_rows: int
         If more than ``partition_rows`` rows share one cell at `MAX_AUTO_ORDER`
         (or at ``highest_order`` when that is finer).
     """
-    from hats.pixel_math.partition_stats import generate_alignment
-
     ordered = np.sort(hp29)
     order = highest_order
     densest = _densest(ordered, order)
@@ -115,28 +146,24 @@ def plan_partitions(hp29: np.ndarray, *, highest_order: int, partition_rows: int
             f"--partition-rows {partition_rows} allows; raise --partition-rows to at least "
             f"{densest}"
         )
-    histogram = _histogram(hp29, order)
-    alignment = generate_alignment(
-        histogram, highest_order=order, threshold=partition_rows, drop_empty_siblings=True
-    )
-    destination = np.full(histogram.size, -1, dtype=np.int32)
-    occupied = np.flatnonzero(histogram)
-    targets = {}
-    for cell in occupied:
-        o, p, n = alignment[cell]
-        key = (int(o), int(p))
-        targets.setdefault(key, int(n))
-    # Partitions in HEALPix (nested, order-29 range) order.
-    pixels = sorted(targets, key=lambda op: op[1] << (2 * (29 - op[0])))
-    index = {op: i for i, op in enumerate(pixels)}
-    for cell in occupied:
-        o, p, _ = alignment[cell]
-        destination[cell] = index[(int(o), int(p))]
+    fine = ordered >> (2 * (29 - order))
+    first = _runs(fine)
+    cells = fine[first]
+    counts = np.diff(np.append(first, fine.size)).astype(np.int64)
+    orders = _align(cells, counts, order, partition_rows)
+    pixel = cells >> (2 * (order - orders))
+    key = np.stack([orders, pixel], axis=1)
+    change = np.ones(cells.size, dtype=bool)
+    change[1:] = (key[1:] != key[:-1]).any(axis=1)
+    starts = np.flatnonzero(change)
+    rows = np.add.reduceat(counts, starts) if cells.size else np.zeros(0, dtype=np.int64)
+    p_orders, p_pixels = orders[starts], pixel[starts]
     return PartitionPlan(
         order=order,
-        pixels=tuple((o, p, targets[(o, p)]) for o, p in pixels),
-        destination=destination,
-        histogram=histogram,
+        pixels=tuple(
+            (int(o), int(p), int(n)) for o, p, n in zip(p_orders, p_pixels, rows, strict=True)
+        ),
+        starts=(p_pixels << (2 * (29 - p_orders))).astype(np.int64),
     )
 
 
@@ -187,7 +214,6 @@ def _spill(
     on_chunk: Callable[[int], None] | None,
 ) -> pa.Schema:
     """Pass 2: split every input chunk by partition into Arrow IPC files."""
-    shift = 2 * (29 - plan.order)
     offset = 0
     chunk = 0
     schema: pa.Schema | None = None
@@ -200,7 +226,7 @@ def _spill(
                 table = pa.Table.from_batches([batch])
                 table = table.add_column(0, HEALPIX_COLUMN, pa.array(hp, type=pa.int64()))
                 schema = table.schema
-                dest = plan.destination[hp >> shift]
+                dest = plan.locate(hp)
                 order = np.argsort(dest, kind="stable")
                 dest_sorted = dest[order]
                 table = table.take(pa.array(order))
@@ -319,6 +345,8 @@ def partition_table(
     spill_dir.mkdir(parents=True)
     try:
         schema = _spill(files, hp29, plan, spill_dir, batch_rows, on_rows)
+        map_order = min(plan.order, SKYMAP_MAX_ORDER)
+        histogram = _histogram(hp29, map_order)
         del hp29
         pixels = [HealpixPixel(o, p) for o, p, _ in plan.pixels]
         targets = [Path(str(paths.pixel_catalog_file(catalog_dir, px))) for px in pixels]
@@ -343,7 +371,6 @@ def partition_table(
     else:
         (catalog_dir / "dataset").mkdir(parents=True, exist_ok=True)
         pq.write_metadata(schema, catalog_dir / "dataset" / "_common_metadata")
-    histogram = plan.histogram
     file_io.write_fits_image(histogram, paths.get_point_map_file_pointer(catalog_dir))
     write_skymap(histogram=histogram, catalog_dir=catalog_dir, orders=None)
     highest = max((px.order for px in pixels), default=0)
@@ -361,7 +388,7 @@ def partition_table(
         hats_order=highest,
         moc_sky_fraction=f"{info.calculate_fractional_coverage():0.5f}",
         hats_npix_suffix=".parquet",
-        hats_skymap_order=plan.order,
+        hats_skymap_order=map_order,
         hats_col_healpix=HEALPIX_COLUMN,
         hats_col_healpix_order=29,
     ).to_properties_file(catalog_dir)
