@@ -325,7 +325,7 @@ def test_killed_ingest_leaves_the_store_as_it_was(tmp_path, tiny_store):
     script = _KILL_SCRIPT.format(tests=str(Path(__file__).parent), src=str(src), store=str(store))
     proc = subprocess.Popen([sys.executable, "-c", script])
     deadline = time.time() + 120
-    # Kill it once hats-import has written partitions into the staging folder.
+    # Kill it once the partitioner has written partitions into the staging folder.
     while time.time() < deadline and proc.poll() is None:
         if list(store.glob(".staging-*/object/object/dataset/Norder=*")):
             break

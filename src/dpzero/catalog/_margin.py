@@ -62,8 +62,10 @@ def _targets(
     starts = np.repeat(first, count)
     offsets = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
     parts = starts + offsets
-    pairs = np.unique(np.stack([parts, rows], axis=1), axis=0)
-    return pairs[:, 1], pairs[:, 0]
+    # Unique (partition, row) pairs, sorted by partition then row: one int64 key each.
+    n = max(hp29.size, 1)
+    keys = np.unique(parts.astype(np.int64) * n + rows)
+    return keys % n, keys // n
 
 
 def _read(path: Path) -> pa.Table:

@@ -252,7 +252,7 @@ def _spill(
 
 
 def _write_partition(
-    spill: Path, dest: Path, schema: pa.Schema, order: int, row_group_rows: int
+    spill: Path, dest: Path, schema: pa.Schema, row_group_rows: int, compression_level: int
 ) -> int:
     """Pass 3 for one partition: gather, sort by ``_healpix_29``, write Parquet."""
     from hats.io import file_io
@@ -266,7 +266,10 @@ def _write_partition(
     table = table.sort_by(ordering)
     kwargs = file_io.get_parquet_write_table_kwargs(
         table.schema,
-        write_table_kwargs={"sorting_columns": pq.SortingColumn.from_ordering(schema, ordering)},
+        write_table_kwargs={
+            "sorting_columns": pq.SortingColumn.from_ordering(schema, ordering),
+            "compression_level": compression_level,
+        },
     )
     kwargs.pop("row_group_size", None)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -290,6 +293,7 @@ def partition_table(
     row_group_rows: int,
     chunk_rows: int,
     threads: int = 2,
+    compression_level: int = 3,
     properties: dict[str, str] | None = None,
     on_rows: Callable[[int], None] | None = None,
 ) -> list[tuple[int, int, Path]]:
@@ -313,6 +317,8 @@ def partition_table(
         Rows read from an input file at once (fewer for wide tables).
     threads
         Partitions sorted and written at once.
+    compression_level
+        zstd level of the Parquet files.
     properties
         Extra ``hats.properties`` entries.
     on_rows
@@ -353,7 +359,7 @@ def partition_table(
 
         def write(i: int) -> int:
             return _write_partition(
-                spill_dir / str(i), targets[i], schema, pixels[i].order, row_group_rows
+                spill_dir / str(i), targets[i], schema, row_group_rows, compression_level
             )
 
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
