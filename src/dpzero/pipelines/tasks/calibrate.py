@@ -294,7 +294,8 @@ class CalibrateTask(PipelineTask):
             image, objects, x, y, snr, edge | sat_center | (objects["flag"] != 0), cfg
         )
         psf_flux, psf_err, psf_flag = psf_photometry(image, err, bad, psf, x, y)
-        ap_corr = _aperture_correction(ap_flux, psf_flux, used if used.sum() >= 3 else candidates)
+        # From the PSF stars only: a galaxy among mere candidates would bias every flux.
+        ap_corr = _aperture_correction(ap_flux, psf_flux, used)
         psf_flux, psf_err = psf_flux * ap_corr, psf_err * ap_corr
 
         sky_ref = _reference_sky(reference)
