@@ -55,16 +55,31 @@ def postgres_url() -> str:
     return f"postgresql://postgres@127.0.0.1:5432/{name}"
 
 
+@pytest.fixture(scope="module")
+def servers(tiny_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """One server per job database, started on first use and shared by this module."""
+    started: dict[str, ServerProcess] = {}
+
+    def get(backend: str) -> ServerProcess:
+        if backend not in started:
+            env = {
+                "DPZERO_TAP__DESTRUCTION_CHECK_SECONDS": "0.5",
+                "DPZERO_TAP__MAX_RUNNING_JOBS": "1",
+            }
+            if backend == "postgresql":
+                env["DPZERO_TAP__JOBS_DATABASE"] = postgres_url()
+            state = tmp_path_factory.mktemp(f"async-{backend}") / "state"
+            started[backend] = ServerProcess(tiny_store, state, env).start()
+        return started[backend]
+
+    yield {"get": get}
+    for server in started.values():
+        server.stop()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-def server(
-    request: pytest.FixtureRequest, tiny_store: Path, tmp_path: Path
-) -> Iterator[ServerProcess]:
-    env = {"DPZERO_TAP__DESTRUCTION_CHECK_SECONDS": "0.5", "DPZERO_TAP__MAX_RUNNING_JOBS": "1"}
-    if request.param == "postgresql":
-        env["DPZERO_TAP__JOBS_DATABASE"] = postgres_url()
-    server = ServerProcess(tiny_store, tmp_path / "state", env).start()
-    yield server
-    server.stop()
+def server(request: pytest.FixtureRequest, servers: dict) -> ServerProcess:
+    return servers["get"](request.param)
 
 
 def test_async_query_result_equals_sync(server: ServerProcess, tiny_survey: Path) -> None:
@@ -157,7 +172,11 @@ def test_restart_turns_executing_jobs_into_errors_and_runs_queued_ones(
     queued = service.submit_job(QUICK)
     queued.run()  # one job at a time: this one waits
     assert queued.phase == "QUEUED"
-    worker_pid = int((server.state_dir / "results" / slow.job_id / "worker.pid").read_text())
+    pid_file = server.state_dir / "results" / slow.job_id / "worker.pid"
+    deadline = time.monotonic() + 20
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    worker_pid = int(pid_file.read_text())
     server.stop(hard=True)
     # The orphaned query process notices and ends instead of running on.
     deadline = time.monotonic() + 15
