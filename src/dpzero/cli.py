@@ -174,21 +174,34 @@ def _serve(**options: Any) -> None:
 )
 @click.option("--size", type=click.Choice(["tiny", "small"]), default="small", show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=2, show_default=True)
 @user_errors
-def demo(data: Path, size: str, seed: int) -> None:
-    """From nothing to a running platform on a small simulated survey."""
+def demo(data: Path, size: str, seed: int, port: int, jobs: int) -> None:
+    """From nothing to a running platform on a small simulated survey.
+
+    Each step is skipped when its output already exists, so a second run starts
+    serving at once.
+    """
+    from dpzero.catalog import ingest_catalogs, read_manifest
+    from dpzero.errors import InvalidInputError
     from dpzero.sim import simulate_catalogs
 
     catalogs = data / f"catalogs-{size}-{seed}"
-    if catalogs.exists():
+    store = data / f"store-{size}-{seed}"
+    if (catalogs / "manifest.json").exists():
         click.echo(f"using the survey already simulated in {catalogs}")
     else:
-        manifest = simulate_catalogs(size=size, seed=seed, out=catalogs, progress=True)
+        click.echo(f"simulating the {size} survey into {catalogs} …")
+        manifest = simulate_catalogs(size=size, seed=seed, out=catalogs, progress=True, jobs=jobs)
         click.echo(manifest.summary())
-    click.echo(
-        "The catalog store and the TAP service are not part of this version yet; "
-        f"the simulated survey's Parquet files are in {catalogs}."
-    )
+    try:
+        read_manifest(store)
+        click.echo(f"using the catalog store already built in {store}")
+    except InvalidInputError:
+        click.echo(f"building the catalog store {store} …")
+        click.echo(ingest_catalogs(catalogs, store, progress=True).summary())
+    _serve(store=store, host="127.0.0.1", port=port, state_dir=data / "state")
 
 
 @main.group()
