@@ -121,3 +121,18 @@ def test_unknown_format_is_a_user_error() -> None:
     assert parse_format("application/x-votable+xml; serialization=TABLEDATA").name.endswith(
         "tabledata"
     )
+
+
+def test_geometry_and_decimal_values_are_sent_plainly() -> None:
+    table = pa.table(
+        {
+            "circle": pa.array([[62.0, -37.0, 0.1], None], type=pa.list_(pa.float64())),
+            "d": pa.array([1, 2], type=pa.decimal128(10, 2)),
+        }
+    )
+    for fmt in ("votable", "csv", "parquet", "votable/td"):
+        data = encode(table, fmt)
+        assert data
+    read = parse_single_table(io.BytesIO(encode(table, "votable"))).array
+    assert read["circle"][0] == "62.0 -37.0 0.1"
+    assert read["d"][1] == 2.0

@@ -83,6 +83,54 @@ def parse_format(value: str | None) -> ResultFormat:
         ) from None
 
 
+def _plain_type(arrow_type: pa.DataType) -> pa.DataType:
+    """The type a result column is sent as: every format takes numbers, booleans,
+    strings and timestamps; anything else (geometry lists, decimals, structs) is
+    sent as text or double."""
+    if pa.types.is_decimal(arrow_type):
+        return pa.float64()
+    if (
+        pa.types.is_boolean(arrow_type)
+        or pa.types.is_integer(arrow_type)
+        or pa.types.is_floating(arrow_type)
+        or pa.types.is_string(arrow_type)
+        or pa.types.is_timestamp(arrow_type)
+    ):
+        return arrow_type
+    return pa.string()
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, list | tuple):
+        # Geometry values (DALI style): the numbers separated by spaces.
+        return " ".join(repr(v) if isinstance(v, float) else str(v) for v in value)
+    return str(value)
+
+
+def _plain_batches(
+    batches: Iterable[pa.RecordBatch], schema: pa.Schema
+) -> tuple[Iterator[pa.RecordBatch], pa.Schema]:
+    target = pa.schema([f.with_type(_plain_type(f.type)) for f in schema])
+    if target.equals(schema):
+        return iter(batches), schema
+
+    def convert() -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            arrays = []
+            for array, field in zip(batch.columns, target, strict=True):
+                if array.type == field.type:
+                    arrays.append(array)
+                elif pa.types.is_string(field.type):
+                    arrays.append(pa.array([_text(v) for v in array.to_pylist()], pa.string()))
+                else:
+                    arrays.append(array.cast(field.type))
+            yield pa.RecordBatch.from_arrays(arrays, schema=target)
+
+    return convert(), target
+
+
 def write_result(
     fmt: ResultFormat,
     batches: Iterable[pa.RecordBatch],
@@ -92,6 +140,11 @@ def write_result(
     overflow: Callable[[], bool] | None = None,
 ) -> Iterator[bytes]:
     """Encode a result as a stream of bytes in the chosen format."""
+    batches, plain = _plain_batches(batches, schema)
+    if plain is not schema:
+        described = {c.name: (c.unit, c.ucd, c.description) for c in columns}
+        columns = columns_for_schema(plain, described)
+        schema = plain
     if fmt is _VOTABLE:
         return votable_stream(batches, columns, "binary2", infos, overflow)
     if fmt is _TABLEDATA:
