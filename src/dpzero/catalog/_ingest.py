@@ -286,6 +286,7 @@ def _build_table(
             ra_column=role.ra_column,
             dec_column=role.dec_column,
             on_partition=lambda: bar.update(1),
+            compression_level=options.compression_level,
         )
     CollectionProperties(
         obs_collection=name,

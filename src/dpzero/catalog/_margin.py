@@ -82,10 +82,12 @@ def build_margin(
     ra_column: str,
     dec_column: str,
     on_partition: Callable[[], None] | None = None,
+    compression_level: int = 3,
 ) -> int:
     """Write the margin catalog of the HATS catalog in ``catalog_dir``; return its rows.
 
-    Memory: one partition's rows at a time; shards go to a scratch folder inside
+    ``compression_level`` is the zstd level of the margin files. Memory: one
+    partition's rows at a time; shards go to a scratch folder inside
     ``margin_dir`` and are merged per partition.
     """
     from hats.catalog import PartitionInfo, TableProperties
@@ -112,7 +114,7 @@ def build_margin(
             shard = table.take(pa.array(rows[targets == t]))
             out = scratch / str(int(t))
             out.mkdir(exist_ok=True)
-            pq.write_table(shard, out / f"{source}.parquet")
+            pq.write_table(shard, out / f"{source}.parquet", compression="none")
         if on_partition is not None:
             on_partition()
     margin_pixels: list[HealpixPixel] = []
@@ -125,7 +127,9 @@ def build_margin(
         dest = Path(str(paths.pixel_catalog_file(margin_dir, pixel)))
         dest.parent.mkdir(parents=True, exist_ok=True)
         if write_kwargs is None:
-            write_kwargs = file_io.get_parquet_write_table_kwargs(merged.schema)
+            write_kwargs = file_io.get_parquet_write_table_kwargs(
+                merged.schema, write_table_kwargs={"compression_level": compression_level}
+            )
             write_kwargs.pop("row_group_size", None)
         pq.write_table(merged, dest, row_group_size=len(merged) or None, **write_kwargs)
         margin_pixels.append(pixel)
