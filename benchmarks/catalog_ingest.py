@@ -85,14 +85,16 @@ def main() -> None:
         answer = json.loads(done.stdout.strip().splitlines()[-1])
         rows, peak_kb = answer["rows"], answer["peak_kb"]
         columns = _columns(source)
+        survey_size = json.loads((source / "manifest.json").read_text()).get("size", "input")
         input_bytes = _folder_bytes(source)
         store_bytes = _folder_bytes(store)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     total = sum(rows.values())
+    label = args.size if args.input is None else str(survey_size)
     result = {
-        "size": args.size if args.input is None else str(args.input),
+        "size": label,
         "machine": f"{platform.machine()} {os.cpu_count()} cores",
         "load_average_1m": round(os.getloadavg()[0], 1),
         "partition_rows": args.partition_rows,
@@ -109,7 +111,6 @@ def main() -> None:
     }
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    label = args.size if args.input is None else "input"
     path = RESULTS / f"catalog_ingest_{label}-{stamp}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"{'table':<20}{'rows':>12}{'columns':>9}")
