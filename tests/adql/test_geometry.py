@@ -11,6 +11,7 @@ from lsst.sphgeom import ConvexPolygon, UnitVector3d
 
 from dpzero.adql import AdqlGeometryError, Circle, Polygon, box_polygon
 from dpzero.adql._geometry import angular_separation, unit_vectors
+from tests_support import points_near
 
 
 def random_sky(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -20,17 +21,7 @@ def random_sky(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def near(ra: float, dec: float, radius: float, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Points scattered within ``radius`` degrees of a position (crowding its boundary)."""
-    rng = np.random.default_rng(seed)
-    centre = unit_vectors(ra, dec)
-    axis = np.cross(centre, [0.0, 0.0, 1.0] if abs(dec) < 89 else [1.0, 0.0, 0.0])
-    axis /= np.linalg.norm(axis)
-    other = np.cross(centre, axis)
-    rho = np.radians(radius) * np.sqrt(rng.uniform(0, 1, n))
-    phi = rng.uniform(0, 2 * np.pi, n)
-    v = np.cos(rho)[:, None] * centre + np.sin(rho)[:, None] * (
-        np.cos(phi)[:, None] * axis + np.sin(phi)[:, None] * other
-    )
-    return np.degrees(np.arctan2(v[:, 1], v[:, 0])) % 360, np.degrees(np.arcsin(v[:, 2]))
+    return points_near(ra, dec, radius, n, np.random.default_rng(seed))
 
 
 def sphgeom_contains(vertices: list[tuple[float, float]], ra: np.ndarray, dec: np.ndarray):

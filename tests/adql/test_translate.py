@@ -26,6 +26,7 @@ from dpzero.adql import (
     to_duckdb,
 )
 from dpzero.adql._geometry import unit_vectors
+from tests_support import points_near
 
 CONES = [
     (62.0, -37.0, 0.1),  # DC2
@@ -47,16 +48,7 @@ POLYGONS = [
 
 
 def scatter(ra: float, dec: float, radius: float, n: int, rng: np.random.Generator):
-    centre = unit_vectors(ra, dec)
-    axis = np.cross(centre, [0.0, 0.0, 1.0] if abs(dec) < 89 else [1.0, 0.0, 0.0])
-    axis /= np.linalg.norm(axis)
-    other = np.cross(centre, axis)
-    rho = np.radians(radius) * np.sqrt(rng.uniform(0, 1, n))
-    phi = rng.uniform(0, 2 * np.pi, n)
-    v = np.cos(rho)[:, None] * centre + np.sin(rho)[:, None] * (
-        np.cos(phi)[:, None] * axis + np.sin(phi)[:, None] * other
-    )
-    return np.degrees(np.arctan2(v[:, 1], v[:, 0])) % 360, np.degrees(np.arcsin(v[:, 2]))
+    return points_near(ra, dec, radius, n, rng)
 
 
 @pytest.fixture(scope="module")
