@@ -30,6 +30,8 @@ __all__ = [
     "RaDecRange",
     "angular_separation",
     "box_polygon",
+    "region_contains",
+    "regions_intersect",
     "unit_vectors",
 ]
 
@@ -404,3 +406,120 @@ def box_polygon(ra: float, dec: float, width: float, height: float) -> Polygon:
             x = -x
         corners.append(_to_radec(x))
     return Polygon(tuple(corners))
+
+
+def region_contains(outer: Circle | Polygon, inner: Circle | Polygon) -> bool:
+    """Whether region ``inner`` lies inside region ``outer`` (boundaries may touch)."""
+    if isinstance(outer, Circle) and isinstance(inner, Circle):
+        d = float(angular_separation(outer.ra, outer.dec, inner.ra, inner.dec))
+        return d + inner.radius <= outer.radius
+    if isinstance(outer, Circle) and isinstance(inner, Polygon):
+        return bool(all(outer.contains(ra, dec) for ra, dec in inner.vertices)) and (
+            outer.radius >= 90 or not inner.contains(outer.ra + 180, -outer.dec)
+        )
+    if isinstance(outer, Polygon) and isinstance(inner, Polygon):
+        return outer.contains_polygon(inner)
+    assert isinstance(outer, Polygon) and isinstance(inner, Circle)
+    return bool(outer.contains(inner.ra, inner.dec)) and (
+        outer.boundary_distance(inner.ra, inner.dec) >= inner.radius
+    )
+
+
+def regions_intersect(a: Circle | Polygon, b: Circle | Polygon) -> bool:
+    """Whether two regions share a point."""
+    if isinstance(a, Circle) and isinstance(b, Circle):
+        d = float(angular_separation(a.ra, a.dec, b.ra, b.dec))
+        return d <= a.radius + b.radius
+    if isinstance(a, Polygon) and isinstance(b, Polygon):
+        return a.intersects_polygon(b)
+    circle, polygon = (a, b) if isinstance(a, Circle) else (b, a)
+    assert isinstance(circle, Circle) and isinstance(polygon, Polygon)
+    return polygon.distance_to(circle.ra, circle.dec) <= circle.radius
+
+
+Point = tuple[float, float]
+"""A position (ra, dec) in degrees, as a region-valued column may hold one."""
+
+Region = Circle | Polygon | Point
+
+_STCS_WORDS = {
+    "ICRS",
+    "J2000",
+    "FK5",
+    "UNKNOWNFRAME",
+    "GEOCENTER",
+    "BARYCENTER",
+    "HELIOCENTER",
+    "TOPOCENTER",
+    "UNKNOWNREFPOS",
+    "SPHERICAL2",
+}
+
+
+def parse_stcs(text: str) -> Region:
+    """A region written as an STC-S string, as ObsCore's ``s_region`` holds it.
+
+    ``POLYGON ICRS ra1 dec1 ra2 dec2 ...``, ``CIRCLE ICRS ra dec r``,
+    ``BOX ICRS ra dec width height`` and ``POSITION ICRS ra dec`` (the frame word is
+    optional; ICRS and the equivalent J2000/FK5 frames are accepted).
+
+    Raises
+    ------
+    AdqlGeometryError
+        If the text is not such a region, or the region is not valid on the sphere.
+    """
+    words = text.split()
+    if not words:
+        raise AdqlGeometryError("an empty string is not a region")
+    shape = words[0].upper()
+    numbers: list[float] = []
+    for word in words[1:]:
+        if not numbers and word.upper() in _STCS_WORDS:
+            continue
+        try:
+            numbers.append(float(word))
+        except ValueError:
+            raise AdqlGeometryError(f"{text[:80]!r} is not an STC-S region") from None
+    if shape == "POLYGON" and len(numbers) >= 6 and len(numbers) % 2 == 0:
+        return Polygon(tuple(zip(numbers[::2], numbers[1::2], strict=True)))
+    if shape == "CIRCLE" and len(numbers) == 3:
+        return Circle(*numbers)
+    if shape == "BOX" and len(numbers) == 4:
+        return box_polygon(*numbers)
+    if shape in ("POSITION", "POINT") and len(numbers) == 2:
+        _check_position(numbers[0], numbers[1])
+        return (numbers[0], numbers[1])
+    raise AdqlGeometryError(f"{text[:80]!r} is not an STC-S region")
+
+
+def to_stcs(region: Polygon | Circle, digits: int = 12) -> str:
+    """The STC-S string of a region (``POLYGON ICRS ...``), as `parse_stcs` reads it."""
+    if isinstance(region, Circle):
+        values = [region.ra, region.dec, region.radius]
+        return "CIRCLE ICRS " + " ".join(f"{v:.{digits}g}" for v in values)
+    return "POLYGON ICRS " + " ".join(f"{x:.{digits}g}" for v in region.vertices for x in v)
+
+
+def relate(name: str, a: Region, b: Region) -> bool:
+    """ADQL ``CONTAINS(a, b)`` (``name`` = ``"CONTAINS"``) or ``INTERSECTS(a, b)``,
+    exactly on the sphere.
+
+    Points are 2-tuples; a point is contained in a region holding it (boundary
+    included) and in an identical point; a circle or polygon has an area and so is
+    contained in no point (a circle of radius 0 excepted).
+    """
+    if name == "INTERSECTS":
+        if isinstance(b, tuple) and not isinstance(a, tuple):
+            a, b = b, a
+        if isinstance(a, tuple):
+            return relate("CONTAINS", a, b)
+        return regions_intersect(a, b)
+    if isinstance(a, tuple):
+        if isinstance(b, tuple):
+            return bool(float(angular_separation(a[0], a[1], b[0], b[1])) == 0.0)
+        return bool(b.contains(a[0], a[1]))
+    if isinstance(b, tuple):
+        if isinstance(a, Circle) and a.radius == 0:
+            return relate("CONTAINS", (a.ra, a.dec), b)
+        return False
+    return region_contains(b, a)

@@ -17,13 +17,16 @@ everywhere in the query.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
+import pyarrow as pa
 from sqlglot import exp
 
 from dpzero.adql._errors import AdqlUnsupportedError
@@ -31,8 +34,13 @@ from dpzero.adql._geometry import (
     AdqlGeometryError,
     Circle,
     Polygon,
+    Region,
     angular_separation,
     box_polygon,
+    parse_stcs,
+    region_contains,
+    regions_intersect,
+    relate,
 )
 from dpzero.adql._names import COLUMN_META, ColumnInfo, ResolvedQuery
 from dpzero.adql._parse import AdqlQuery
@@ -111,16 +119,112 @@ _SIMPLE_FUNCTIONS = {
 }
 
 
+#: Name of the DuckDB function deciding CONTAINS/INTERSECTS on region-valued columns.
+REGION_RELATION = "adql_region_relation"
+_STRING_TYPES = {"char", "string", "unicode", "text", "varchar"}
+_CONSTRUCTED = {"point", "circle", "polygon"}
+
+
 def register_adql_functions(con: object) -> None:
-    """Define the macros translated queries call on a DuckDB connection.
+    """Define the macros and functions translated queries call on a DuckDB connection.
 
     Parameters
     ----------
     con
         A ``duckdb.DuckDBPyConnection``; safe to call more than once.
     """
+    import duckdb
+    from duckdb.sqltypes import BOOLEAN, DOUBLE, VARCHAR
+
     for signature, body in MACROS.items():
         con.execute(f"CREATE OR REPLACE MACRO {signature} AS {body}")  # type: ignore[attr-defined]
+    with contextlib.suppress(duckdb.InvalidInputException):  # not defined yet
+        con.remove_function(REGION_RELATION)  # type: ignore[attr-defined]
+    con.create_function(  # type: ignore[attr-defined]
+        REGION_RELATION,
+        _region_relation,
+        [VARCHAR, VARCHAR, duckdb.list_type(DOUBLE), VARCHAR, duckdb.list_type(DOUBLE)],
+        BOOLEAN,
+        type="arrow",
+        null_handling="special",
+        side_effects=False,
+    )
+
+
+@lru_cache(maxsize=65_536)
+def _parsed_region(text: str) -> Region | None:
+    try:
+        return parse_stcs(text)
+    except AdqlGeometryError:
+        return None  # a malformed stored region matches nothing, like SQL NULL
+
+
+def _region_value(text: str | None, params: tuple[float | None, ...]) -> Region | None:
+    """A geometry from one side of `REGION_RELATION`: an STC-S region (no params)
+    or a POINT/CIRCLE/POLYGON built in the query from row values."""
+    if text is None:
+        return None
+    if not params:
+        return _parsed_region(text)
+    if any(p is None or not math.isfinite(p) for p in params) or text not in _CONSTRUCTED:
+        return None
+    try:
+        if text == "point" and len(params) == 2:
+            if abs(params[1]) > 90:  # type: ignore[operator]
+                return None
+            return (params[0], params[1])  # type: ignore[return-value]
+        if text == "circle" and len(params) == 3:
+            return Circle(*params)  # type: ignore[arg-type]
+        if text == "polygon":
+            return Polygon(tuple(zip(params[::2], params[1::2], strict=True)))  # type: ignore[arg-type]
+    except (AdqlGeometryError, ValueError):
+        return None
+    return None
+
+
+def _region_relation(
+    names: pa.Array, a_text: pa.Array, a_params: pa.Array, b_text: pa.Array, b_params: pa.Array
+) -> pa.Array:
+    """CONTAINS/INTERSECTS row by row, exactly (`relate`); NULL where a side is no region.
+
+    Rows repeat the same few regions (one s_region against one query circle, or many
+    points against a few footprints): each distinct pair of regions is decided once,
+    and the points that meet one region are tested together.
+    """
+    out: list[bool | None] = [None] * len(names)
+    columns = [c.to_pylist() for c in (names, a_text, a_params, b_text, b_params)]
+    answers: dict[tuple[object, ...], bool | None] = {}
+    # (name, region key, point side) -> row numbers and their points
+    point_groups: dict[tuple[object, ...], tuple[list[int], list[float], list[float]]] = {}
+    for row, (name, at, ap, bt, bp) in enumerate(zip(*columns, strict=True)):
+        sides = [(at, tuple(ap or ())), (bt, tuple(bp or ()))]
+        point_side = [s[0] == "point" and len(s[1]) == 2 for s in sides]
+        if point_side[0] != point_side[1] and name in ("CONTAINS", "INTERSECTS"):
+            p = 0 if point_side[0] else 1
+            if name == "INTERSECTS" or p == 0:  # a point in a region
+                ra, dec = sides[p][1]
+                if ra is not None and dec is not None and math.isfinite(ra) and abs(dec) <= 90:
+                    group = point_groups.setdefault((sides[1 - p],), ([], [], []))
+                    group[0].append(row)
+                    group[1].append(ra)
+                    group[2].append(dec)
+                continue
+        key = (name, *sides)
+        if key not in answers:
+            a, b = _region_value(*sides[0]), _region_value(*sides[1])
+            answers[key] = None if a is None or b is None else relate(name, a, b)
+        out[row] = answers[key]
+    for (region_side,), (rows, ras, decs) in point_groups.items():
+        region = _region_value(*region_side)  # type: ignore[arg-type]
+        if region is None:
+            continue
+        if isinstance(region, tuple):
+            inside = [relate("CONTAINS", (a, d), region) for a, d in zip(ras, decs, strict=True)]
+        else:
+            inside = region.contains(np.asarray(ras), np.asarray(decs)).tolist()
+        for row, hit in zip(rows, inside, strict=True):
+            out[row] = bool(hit)
+    return pa.array(out, type=pa.bool_())
 
 
 def _sql(node: exp.Expression) -> str:
@@ -367,6 +471,10 @@ class _Translator:
             return self.geometry(node.this)
         if _is_geometry_cast(node):
             return _dali(node)  # type: ignore[arg-type]
+        if isinstance(node, exp.Column):
+            return self.region_column(node)
+        if isinstance(node, exp.Nullif) and isinstance(node.this, exp.Column):
+            return self.region_column(node.this)  # a floating-point column: not a region
         if not isinstance(node, exp.Anonymous):
             raise AdqlUnsupportedError(
                 f"geometry values must be written with POINT, CIRCLE, BOX or POLYGON; "
@@ -382,6 +490,27 @@ class _Translator:
             raise
         except (TypeError, ValueError) as exc:
             raise AdqlGeometryError(f"invalid {kind}: {exc}") from exc
+
+    def region_column(self, node: exp.Column) -> _Geometry:
+        """A region-valued column (ObsCore's ``s_region``): STC-S text in each row."""
+        info: ColumnInfo | None = node.meta.get(COLUMN_META)
+        if info is not None and info.datatype is not None and info.datatype not in _STRING_TYPES:
+            raise AdqlUnsupportedError(
+                f"column {info.name} ({info.datatype}) is not region-valued; write positions "
+                "as POINT(ra, dec)"
+            )
+        return _Geometry("region", [node])
+
+    def region_argument(self, g: _Geometry) -> tuple[str, str]:
+        """One side of a `REGION_RELATION` call: (text, DOUBLE[] params) as SQL."""
+        if g.kind == "region":
+            return self.sql_of(g.params[0]), "CAST([] AS DOUBLE[])"
+        if g.kind == "circle" and g.constants() is not None:
+            g.circle()  # a constant circle is checked here, with a message to the user
+        return f"'{g.kind}'", g.as_list()
+
+    def sql_of(self, node: exp.Expression) -> str:
+        return _sql(node)
 
     def geometry_value(self, kind: str, args: list[exp.Expression]) -> _Geometry:
         if kind == "POINT":
@@ -409,6 +538,11 @@ class _Translator:
             return _Geometry("polygon", [], Polygon(pairs))  # type: ignore[arg-type]
         if kind == "CENTROID":
             inner = self.geometry(args[0])
+            if inner.kind == "region":
+                raise AdqlUnsupportedError(
+                    "CENTROID of a region-valued column is not supported: ObsCore's s_ra and "
+                    "s_dec hold the centre"
+                )
             if inner.polygon is not None:
                 ra, dec = inner.polygon.centroid
                 return _Geometry("point", [exp.Literal.number(ra), exp.Literal.number(dec)])
@@ -453,6 +587,8 @@ class _Translator:
             return self.raw(f"adql_angdist({', '.join(_sql(a) for a in args)})")
         if name == "AREA":
             geometry = self.geometry(args[0])
+            if geometry.kind == "region":
+                raise AdqlUnsupportedError("AREA of a region-valued column is not supported")
             if geometry.polygon is not None:
                 return self.raw(_number(geometry.polygon.area))
             if geometry.kind == "point":
@@ -490,6 +626,10 @@ class _Translator:
         """The relation as a condition with SQL's NULL semantics, and a faster one
         good only where the relation must be true (``CONTAINS(...) = 1``)."""
         a, b = self.geometry(args[0]), self.geometry(args[1])
+        if "region" in (a.kind, b.kind):
+            (at, ap), (bt, bp) = self.region_argument(a), self.region_argument(b)
+            call = f"{REGION_RELATION}('{name}', {at}, {ap}, {bt}, {bp})"
+            return exp.Paren(this=self.raw(call)), exp.Paren(this=self.raw(call))
         if name == "INTERSECTS" and b.kind == "point" and a.kind != "point":
             a, b = b, a
         relation = self.contains if name == "CONTAINS" else self.intersects
@@ -569,9 +709,9 @@ class _Translator:
                 )
         first, second = regions
         if name == "CONTAINS":
-            result = _region_contains(first, second)
+            result = region_contains(first, second)
         else:
-            result = _regions_intersect(first, second)
+            result = regions_intersect(first, second)
         return "TRUE" if result else "FALSE"
 
     def point_in_circle(self, p: _Geometry, c: _Geometry) -> str:
@@ -672,33 +812,6 @@ class _Translator:
         terms.append(f"{w} > 0")
         terms.append(f"({' + '.join(crossings)}) % 2 = 1")
         return " AND ".join(terms)
-
-
-def _region_contains(outer: Circle | Polygon, inner: Circle | Polygon) -> bool:
-    if isinstance(outer, Circle) and isinstance(inner, Circle):
-        d = float(angular_separation(outer.ra, outer.dec, inner.ra, inner.dec))
-        return d + inner.radius <= outer.radius
-    if isinstance(outer, Circle) and isinstance(inner, Polygon):
-        return bool(all(outer.contains(ra, dec) for ra, dec in inner.vertices)) and (
-            outer.radius >= 90 or not inner.contains(outer.ra + 180, -outer.dec)
-        )
-    if isinstance(outer, Polygon) and isinstance(inner, Polygon):
-        return outer.contains_polygon(inner)
-    assert isinstance(outer, Polygon) and isinstance(inner, Circle)
-    return bool(outer.contains(inner.ra, inner.dec)) and (
-        outer.boundary_distance(inner.ra, inner.dec) >= inner.radius
-    )
-
-
-def _regions_intersect(a: Circle | Polygon, b: Circle | Polygon) -> bool:
-    if isinstance(a, Circle) and isinstance(b, Circle):
-        d = float(angular_separation(a.ra, a.dec, b.ra, b.dec))
-        return d <= a.radius + b.radius
-    if isinstance(a, Polygon) and isinstance(b, Polygon):
-        return a.intersects_polygon(b)
-    circle, polygon = (a, b) if isinstance(a, Circle) else (b, a)
-    assert isinstance(circle, Circle) and isinstance(polygon, Polygon)
-    return polygon.distance_to(circle.ra, circle.dec) <= circle.radius
 
 
 def to_duckdb(
