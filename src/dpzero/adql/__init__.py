@@ -20,7 +20,14 @@ from dpzero.adql._errors import (
     AdqlUnsupportedError,
 )
 from dpzero.adql._features import ADQL_FEATURES, LanguageFeature
-from dpzero.adql._geometry import AdqlGeometryError, Circle, Polygon, RaDecRange, box_polygon
+from dpzero.adql._geometry import (
+    AdqlGeometryError,
+    Circle,
+    Polygon,
+    RaDecRange,
+    box_polygon,
+    parse_stcs,
+)
 from dpzero.adql._names import ColumnInfo, OutputColumn, ResolvedQuery, TableCatalog, resolve
 from dpzero.adql._parse import AdqlQuery, check_query_file, parse_adql
 from dpzero.adql._regions import IdConstraint, TableRegions, id_constraints, search_regions
@@ -48,6 +55,7 @@ __all__ = [
     "check_query_file",
     "id_constraints",
     "parse_adql",
+    "parse_stcs",
     "register_adql_functions",
     "resolve",
     "search_regions",
