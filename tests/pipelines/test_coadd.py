@@ -88,27 +88,47 @@ def test_coadd_measurement_against_truth(warp: Exposure, tiny_release: TinyRelea
     from astropy.coordinates import SkyCoord
 
     from dpzero.pipelines.tasks.coadd import AssembleCoaddTask
-    from dpzero.pipelines.tasks.measure_coadd import MeasureCoaddTask
+    from dpzero.pipelines.tasks.measure_coadd import (
+        DeblendCoaddTask,
+        DetectCoaddTask,
+        ForcedPhotCoaddTask,
+        MeasureCoaddTask,
+        MergeDetectionsTask,
+        MergeMeasurementsTask,
+    )
 
-    coadd = AssembleCoaddTask().run([warp]).coadd
+    assembled = AssembleCoaddTask().run([warp])
+    coadd, n_image = assembled.coadd, assembled.n_image
     loc = DC2_SKYMAP.locate([tiny_release.stars[44].ra], [tiny_release.stars[44].dec])
     tract, patch = int(loc.tract[0]), int(loc.patch_x[0]) + 7 * int(loc.patch_y[0])
-    meas = MeasureCoaddTask().run(coadd, DC2_SKYMAP, tract, patch).measurements
-    assert len(np.unique(meas["id"])) == len(meas)
-    assert (np.asarray(meas["id"]) >> 43 == tract * 49 + patch).all()
+    det = DetectCoaddTask().run(coadd, DC2_SKYMAP, tract).detections
+    merged = MergeDetectionsTask().run({"i": det}).merged
+    deblended = DeblendCoaddTask().run({"i": coadd}, merged, DC2_SKYMAP, tract, patch)
+    cat, footprints = deblended.catalog, deblended.footprints
+    meas = MeasureCoaddTask().run(coadd, n_image, cat, footprints, DC2_SKYMAP, tract)
+    ref = MergeMeasurementsTask().run({"i": meas.measurements}, cat, DC2_SKYMAP, tract).reference
+    forced = ForcedPhotCoaddTask().run(coadd, n_image, ref, footprints, DC2_SKYMAP, tract)
+    forced = forced.measurements
+    assert len(np.unique(ref["id"])) == len(ref)
+    assert (np.asarray(ref["id"]) >> 43 == tract * 49 + patch).all()
+    assert (ref["refBand"] == "i").all()
     stars = SkyCoord(
         [s.ra for s in tiny_release.stars], [s.dec for s in tiny_release.stars], unit="deg"
     )
-    found = SkyCoord(meas["coord_ra"], meas["coord_dec"], unit="deg")
+    found = SkyCoord(ref["coord_ra"], ref["coord_dec"], unit="deg")
     idx, sep, _ = found.match_to_catalog_sky(stars)
     truth = np.array([tiny_release.stars[i].electrons["i"] * NJY_PER_E["i"] for i in idx])
-    flux = np.asarray(meas["base_PsfFlux_flux"])
-    x, y = meas["base_SdssCentroid_x"] - coadd.bbox.x0, meas["base_SdssCentroid_y"] - coadd.bbox.y0
+    flux = np.asarray(forced["psfFlux"])
+    x, y = ref["x"] - coadd.bbox.x0, ref["y"] - coadd.bbox.y0
     good = (sep.arcsec < 0.3) & (idx != 44) & (truth > 1e4)
-    good &= ~np.asarray(meas["base_CircularApertureFlux_12_0_flag"])  # no hole in the aperture
+    good &= ~np.asarray(forced["ap12Flux_flag"])  # no hole in the aperture
     good &= (x > 14) & (x < coadd.bbox.width - 15) & (y > 14) & (y < coadd.bbox.height - 15)
+    good &= np.asarray(ref["deblend_nChild"]) == 0
     assert good.sum() >= 5
     assert float(np.sqrt(np.mean(sep.arcsec[good] ** 2))) < 0.02
     offset = flux[good] / truth[good] - 1
     assert abs(float(np.median(offset))) < 0.01
     assert float(np.max(np.abs(offset))) < 0.05
+    # Stars are point sources, and their inputs are counted.
+    assert np.nanmean(np.asarray(forced["extendedness"])[good]) < 0.2
+    assert (np.asarray(forced["inputCount"])[good] == 1).all()

@@ -20,11 +20,19 @@ def test_pipeline_yaml_has_rubin_shape() -> None:
     from lsst.pipe.base import Pipeline
 
     pipeline = Pipeline.from_uri(str(pipeline_path()))
-    step3 = {"makeWarp", "assembleCoadd", "measureCoadd"}
-    assert set(pipeline.task_labels) == {"isr", "calibrate", *step3}
+    step3 = {
+        "makeWarp", "assembleCoadd", "detection", "mergeDetections", "deblend", "measure",
+        "mergeMeasurements", "forcedPhotCoadd", "writeObjectTable",
+    }  # fmt: skip
+    step2 = {"writeSourceTable", "makeVisitTable"}
+    step4, step5 = {"forcedPhotCcd"}, {"writeForcedSourceTable"}
+    assert set(pipeline.task_labels) == {"isr", "calibrate", *step2, *step3, *step4, *step5}
     graph = pipeline.to_graph()
     assert set(graph.task_subsets["step1"]) == {"isr", "calibrate"}
+    assert set(graph.task_subsets["step2"]) == step2
     assert set(graph.task_subsets["step3"]) == step3
+    assert set(graph.task_subsets["step4"]) == step4
+    assert set(graph.task_subsets["step5"]) == step5
 
 
 def test_run_then_resume_only_missing(tiny_repo: Path) -> None:

@@ -458,22 +458,33 @@ def _psf_model(
 
 
 def psf_photometry(
-    image: NDArray, err: NDArray, bad: NDArray, psf: Psf, x: NDArray, y: NDArray
+    image: NDArray,
+    err: NDArray,
+    bad: NDArray,
+    psf: Psf,
+    x: NDArray,
+    y: NDArray,
+    *,
+    group_separation: float | None = None,
 ) -> tuple[NDArray, NDArray, NDArray]:
     """PSF fluxes fitted at fixed positions (`photutils.psf.PSFPhotometry`).
+
+    With ``group_separation`` (pixels), sources closer than that are fitted together
+    (`photutils.psf.SourceGrouper`), so neighbours share the light of their overlap.
 
     Returns
     -------
     flux, flux_err, flag
         Fitted fluxes in the image's units, their errors and photutils' flags.
     """
-    from photutils.psf import ImagePSF, PSFPhotometry
+    from photutils.psf import ImagePSF, PSFPhotometry, SourceGrouper
 
     model = ImagePSF(psf.kernel, x_0=0.0, y_0=0.0, flux=1.0)
     model.x_0.fixed = True
     model.y_0.fixed = True
     fit_shape = (min(psf.kernel.shape[0], 11) | 1,) * 2
-    phot = PSFPhotometry(model, fit_shape, aperture_radius=max(psf.fwhm, 2.0))
+    grouper = SourceGrouper(group_separation) if group_separation else None
+    phot = PSFPhotometry(model, fit_shape, grouper=grouper, aperture_radius=max(psf.fwhm, 2.0))
     init = Table({"x": x, "y": y})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
