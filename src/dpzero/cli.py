@@ -264,11 +264,10 @@ def catalog_query(adql: str, store: Path, fmt: str | None, output: Path | None) 
     from dpzero.catalog import describe_columns, format_text, open_store
 
     catalogs = open_store(store)
-    table = catalogs.query_adql(adql)
     if fmt is None:
         fmt = "text" if output is None and sys.stdout.isatty() else "csv"
     if fmt == "text":
-        text = format_text(table) + "\n"
+        text = format_text(catalogs.query_adql(adql)) + "\n"
         if output is None:
             click.echo(text, nl=False)
         else:
@@ -276,8 +275,10 @@ def catalog_query(adql: str, store: Path, fmt: str | None, output: Path | None) 
         return
     from dpzero.tap.formats import columns_for_schema, parse_format, write_result
 
-    columns = columns_for_schema(table.schema, describe_columns(catalogs, table.schema))
-    chunks = write_result(parse_format(fmt), table.to_batches(), table.schema, columns)
+    # Machine-readable results stream from the store to the output batch by batch.
+    rows = catalogs.stream_adql(adql)
+    columns = columns_for_schema(rows.schema, describe_columns(catalogs, rows.schema))
+    chunks = write_result(parse_format(fmt), rows, rows.schema, columns)
     if output is None:
         out = click.get_binary_stream("stdout")
         for chunk in chunks:

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from dpzero.adql import IdConstraint, TableCatalog, TableRegions
     from dpzero.catalog._store import CatalogStore
 
-__all__ = ["adql_plan", "run_adql", "store_catalog"]
+__all__ = ["adql_plan", "run_adql", "store_catalog", "stream_adql"]
 
 
 def store_catalog(store: CatalogStore) -> TableCatalog:
@@ -397,6 +397,15 @@ def _aliases(resolved: object) -> dict[str, str]:
     return out
 
 
+def _limited(plan: QueryPlan, limit: int | None) -> QueryPlan:
+    if limit is None:
+        return plan
+    # The query's own ORDER BY survives: DuckDB keeps a subquery's order for LIMIT.
+    return QueryPlan(
+        f"SELECT * FROM ({plan.sql}) AS __limited LIMIT {int(limit)}", plan.scans, plan.tables
+    )
+
+
 def run_adql(
     store: CatalogStore,
     text: str,
@@ -404,10 +413,14 @@ def run_adql(
     limit: int | None = None,
 ) -> pa.Table:
     """Answer an ADQL query on ``store`` (see `CatalogStore.query_adql`)."""
-    plan = adql_plan(store, text, tables)
-    if limit is not None:
-        # The query's own ORDER BY survives: DuckDB keeps a subquery's order for LIMIT.
-        plan = QueryPlan(
-            f"SELECT * FROM ({plan.sql}) AS __limited LIMIT {int(limit)}", plan.scans, plan.tables
-        )
-    return store.query(plan)
+    return store.query(_limited(adql_plan(store, text, tables), limit))
+
+
+def stream_adql(
+    store: CatalogStore,
+    text: str,
+    tables: Mapping[str, pa.Table] | None = None,
+    limit: int | None = None,
+) -> pa.RecordBatchReader:
+    """Answer an ADQL query on ``store`` as record batches (see `CatalogStore.stream_adql`)."""
+    return store.stream(_limited(adql_plan(store, text, tables), limit))

@@ -9,6 +9,7 @@ file system, or the same machine). Other plans run in this process.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -76,3 +77,31 @@ class DaskCatalogStore(CatalogStore):
             for p in partitions
         ]
         return self._local.merge_partials(query, self.client.gather(futures))
+
+    def stream(self, query: str | QueryPlan | PartitionedPlan) -> pa.RecordBatchReader:
+        """Like `query`; partitioned plans without merge SQL yield each partition's rows
+        in sky order (tasks run meanwhile); other plans stream from this process."""
+        if not isinstance(query, PartitionedPlan):
+            return self._local.stream(query)
+        if query.merge_sql is not None:
+            merged = self.query(query)
+            return pa.RecordBatchReader.from_batches(merged.schema, merged.to_batches())
+        partitions = self._local.plan_partitions(query)
+        if not partitions:
+            return self._local.stream(query)
+        futures = [
+            self.client.submit(_run_partition, str(self.path), query, p, pure=False)
+            for p in partitions
+        ]
+        first = futures[0].result()
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            try:
+                yield from first.to_batches()
+                for future in futures[1:]:
+                    yield from future.result().to_batches()
+            finally:
+                for future in futures:
+                    future.cancel()
+
+        return pa.RecordBatchReader.from_batches(first.schema, batches())

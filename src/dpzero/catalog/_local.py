@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -49,6 +50,13 @@ __all__ = ["LocalCatalogStore", "open_store"]
 
 HEALPIX_COLUMN = "_healpix_29"
 PARTIALS = "partials"
+# Streamed results come in record batches of about this many bytes (rows × row width).
+BATCH_BYTES = 4 * 1024 * 1024
+MIN_BATCH_ROWS = 1024
+# DuckDB runtime errors a user's query can cause (a bad CAST, a value out of range).
+_USER_RUNTIME_ERRORS = re.compile(
+    r"^(Invalid Input|Conversion|Out of Range|Binder|Parser|Catalog|Not implemented) Error"
+)
 
 
 def open_store(path: str | os.PathLike[str]) -> LocalCatalogStore:
@@ -355,12 +363,27 @@ class LocalCatalogStore(CatalogStore):
         A query that races a re-ingest (its table version removed under it) runs once
         more on the new version.
         """
+        return self._retrying(self._query, query)
+
+    def stream(self, query: str | QueryPlan | PartitionedPlan) -> pa.RecordBatchReader:
+        """Run DuckDB SQL or a plan; return its rows as record batches, read lazily.
+
+        A plain plan streams from DuckDB (a full scan never sits whole in memory); a
+        partitioned plan without merge SQL yields one partition's rows at a time.
+        """
+        return self._retrying(self._stream, query)
+
+    def _retrying[T](
+        self,
+        run: Callable[[str | QueryPlan | PartitionedPlan], T],
+        query: str | QueryPlan | PartitionedPlan,
+    ) -> T:
         try:
-            return self._query(query)
+            return run(query)
         except (FileNotFoundError, duckdb.IOException):
             if (self.path / STORE_FILE).stat().st_mtime_ns == self._stamp:
                 raise
-            return self._query(query)
+            return run(query)
 
     def _query(self, query: str | QueryPlan | PartitionedPlan) -> pa.Table:
         self._refresh()
@@ -370,24 +393,45 @@ class LocalCatalogStore(CatalogStore):
             return self._run_partitioned(query)
         cur = self._cursor()
         try:
-            columns = _columns_needed(query)
-            bound: dict[str, pa.Table | None] = {}
-            for name in _scan_order(query):
-                scan = query.scans[name]
-                if scan.ids_from is not None:
-                    source, column = scan.ids_from
-                    rows = bound.get(source)
-                    if rows is None or column not in rows.column_names:
-                        scan = replace(scan, ids_from=None)  # source read in full: no help
-                    else:
-                        keys = pc.unique(rows.column(column).drop_null()).cast(pa.int64())
-                        scan = replace(scan, ids=tuple(keys.to_pylist()), ids_from=None)
-                bound[name] = self._bind(cur, name, scan, columns)
-            for name, table in query.tables.items():
-                cur.register(name, table)
+            self._prepare(cur, query)
             return _execute(cur, query.sql)
         finally:
             cur.close()
+
+    def _stream(self, query: str | QueryPlan | PartitionedPlan) -> pa.RecordBatchReader:
+        self._refresh()
+        if isinstance(query, str):
+            query = QueryPlan(query)
+        if isinstance(query, PartitionedPlan):
+            if query.merge_sql is not None:
+                # Partials are small (aggregates, per-partition TOP): merge, then stream.
+                return _stream_merged(self, query)
+            return _stream_partitions(self, query)
+        cur = self._cursor()
+        try:
+            self._prepare(cur, query)
+            return _reader(cur, query.sql, close=cur.close)
+        except BaseException:
+            cur.close()
+            raise
+
+    def _prepare(self, cur: duckdb.DuckDBPyConnection, query: QueryPlan) -> None:
+        """Bind the plan's scans and in-memory tables as relations of the cursor."""
+        columns = _columns_needed(query)
+        bound: dict[str, pa.Table | None] = {}
+        for name in _scan_order(query):
+            scan = query.scans[name]
+            if scan.ids_from is not None:
+                source, column = scan.ids_from
+                rows = bound.get(source)
+                if rows is None or column not in rows.column_names:
+                    scan = replace(scan, ids_from=None)  # source read in full: no help
+                else:
+                    keys = pc.unique(rows.column(column).drop_null()).cast(pa.int64())
+                    scan = replace(scan, ids=tuple(keys.to_pylist()), ids_from=None)
+            bound[name] = self._bind(cur, name, scan, columns)
+        for name, table in query.tables.items():
+            cur.register(name, table)
 
     def _bind(
         self,
@@ -495,6 +539,73 @@ def _execute(cur: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
         return cur.sql(sql).to_arrow_table()
     except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException) as exc:
         raise InvalidInputError(f"query failed: {exc}") from None
+    except duckdb.Error as exc:
+        _raise_if_users(exc)
+        raise
+
+
+def _raise_if_users(exc: BaseException) -> None:
+    """Raise `InvalidInputError` for a runtime error the query's own values caused."""
+    text = str(exc)
+    if _USER_RUNTIME_ERRORS.match(text):
+        raise InvalidInputError(f"query failed: {text}") from None
+
+
+def _row_bytes(types: list[duckdb.typing.DuckDBPyType]) -> int:
+    """Rough width of one result row in Arrow (strings and nested values guessed)."""
+    widths = {"BOOLEAN": 1, "TINYINT": 1, "SMALLINT": 2, "INTEGER": 4, "FLOAT": 4, "DATE": 4}
+    return sum(widths.get(str(t), 16 if str(t) in ("VARCHAR", "HUGEINT") else 8) for t in types)
+
+
+def _reader(
+    cur: duckdb.DuckDBPyConnection, sql: str, close: Callable[[], None]
+) -> pa.RecordBatchReader:
+    """DuckDB's streaming result of ``sql`` as a reader; ``close`` runs once it is done."""
+    try:
+        relation = cur.sql(sql)
+        rows = max(MIN_BATCH_ROWS, BATCH_BYTES // max(1, _row_bytes(relation.types)))
+        source = relation.to_arrow_reader(rows)
+    except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException) as exc:
+        raise InvalidInputError(f"query failed: {exc}") from None
+    except duckdb.Error as exc:
+        _raise_if_users(exc)
+        raise
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            while True:
+                try:
+                    batch = source.read_next_batch()
+                except StopIteration:
+                    return
+                except (OSError, pa.ArrowException, duckdb.Error) as exc:
+                    _raise_if_users(exc)
+                    raise
+                yield batch
+        finally:
+            source.close()
+            close()
+
+    return pa.RecordBatchReader.from_batches(source.schema, batches())
+
+
+def _stream_partitions(store: LocalCatalogStore, plan: PartitionedPlan) -> pa.RecordBatchReader:
+    """A partitioned plan's rows, one partition at a time (the first runs now)."""
+    partitions = store.plan_partitions(plan)
+    fixed: dict[str, pa.Table] = {}
+    first = store.run_partition(plan, partitions[0] if partitions else None, fixed=fixed)
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        yield from first.to_batches()
+        for p in partitions[1:]:
+            yield from store.run_partition(plan, p, fixed=fixed).to_batches()
+
+    return pa.RecordBatchReader.from_batches(first.schema, batches())
+
+
+def _stream_merged(store: LocalCatalogStore, plan: PartitionedPlan) -> pa.RecordBatchReader:
+    merged = store._run_partitioned(plan)
+    return pa.RecordBatchReader.from_batches(merged.schema, merged.to_batches())
 
 
 def _scan_order(plan: QueryPlan) -> list[str]:

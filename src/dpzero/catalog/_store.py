@@ -178,6 +178,20 @@ class CatalogStore(ABC):
             If the SQL is invalid or names unknown tables or columns.
         """
 
+    def stream(self, query: str | QueryPlan | PartitionedPlan) -> pa.RecordBatchReader:
+        """Run SQL or a plan like `query`; return its rows as lazily read record batches.
+
+        Backends that can stream override this; the default reads the whole result.
+
+        Raises
+        ------
+        InvalidInputError
+            If the SQL is invalid or names unknown tables or columns (also while
+            reading, for errors the query's values cause).
+        """
+        table = self.query(query)
+        return pa.RecordBatchReader.from_batches(table.schema, table.to_batches())
+
     def query_adql(
         self,
         text: str,
@@ -204,3 +218,23 @@ class CatalogStore(ABC):
         from dpzero.catalog._adql import run_adql
 
         return run_adql(self, text, tables=tables, limit=limit)
+
+    def stream_adql(
+        self,
+        text: str,
+        tables: Mapping[str, pa.Table] | None = None,
+        limit: int | None = None,
+    ) -> pa.RecordBatchReader:
+        """Answer an ADQL query as a stream of record batches (see `query_adql`).
+
+        A full-table scan or a big result is read from the store batch by batch as the
+        reader is consumed; with ``limit`` the query stops after that many rows.
+
+        Raises
+        ------
+        InvalidInputError
+            If the query is not valid ADQL or names unknown tables or columns.
+        """
+        from dpzero.catalog._adql import stream_adql
+
+        return stream_adql(self, text, tables=tables, limit=limit)

@@ -4,8 +4,7 @@ ADQL queries with uploads and MAXREC, answered with described result columns."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -20,13 +19,69 @@ from dpzero.tap.uploads import UPLOAD_SCHEMA
 __all__ = ["QueryOutcome", "TapEngine"]
 
 
-@dataclass(frozen=True)
 class QueryOutcome:
-    """Rows of a query (at most MAXREC), their descriptions, and whether more existed."""
+    """Rows of a query (at most MAXREC) as a stream, their descriptions, and whether
+    more existed.
 
-    table: pa.Table
-    columns: list[ResultColumn]
-    overflow: bool
+    The query runs up to its first record batch when the outcome is made, so errors
+    found that early are raised there (before any response is sent); the rest is read
+    as `batches` is consumed. `overflow`, `rows` and `error` are final once it is.
+
+    Parameters
+    ----------
+    reader
+        The query's rows, limited to at most ``maxrec + 1``.
+    columns
+        Descriptions of the reader's columns.
+    maxrec
+        Most rows to hand out; one more row seen makes the outcome an overflow.
+    """
+
+    def __init__(
+        self, reader: pa.RecordBatchReader, columns: list[ResultColumn], maxrec: int
+    ) -> None:
+        self.schema = reader.schema
+        self.columns = columns
+        self.maxrec = maxrec
+        self.rows = 0
+        self.overflow = False
+        self.error: BaseException | None = None
+        self._reader = reader
+        self._first = self._next()
+
+    def _next(self) -> pa.RecordBatch | None:
+        while True:
+            try:
+                batch = self._reader.read_next_batch()
+            except StopIteration:
+                return None
+            if batch.num_rows:
+                return batch
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        """The rows, batch by batch (once); stops reading after MAXREC + 1 rows."""
+        batch, self._first = self._first, None
+        try:
+            while batch is not None:
+                room = self.maxrec - self.rows
+                if batch.num_rows > room:
+                    self.overflow = True
+                    batch = batch.slice(0, room)
+                if batch.num_rows:
+                    self.rows += batch.num_rows
+                    yield batch
+                if self.overflow:
+                    break
+                batch = self._next()
+        except Exception as exc:
+            self.error = exc
+            raise
+        finally:
+            self._reader.close()
+
+    def read_all(self) -> pa.Table:
+        """The rows as one table (for callers that want it whole)."""
+        return pa.Table.from_batches(list(self.batches()), schema=self.schema)
 
 
 class TapEngine:
@@ -36,19 +91,26 @@ class TapEngine:
     ----------
     store
         The catalog store holding the published databases.
+    attached
+        Parquet files of more tables to publish (`dpzero.tap.attached`), such as
+        ``ivoa.ObsCore``; read into memory once.
     """
 
-    def __init__(self, store: CatalogStore) -> None:
+    def __init__(self, store: CatalogStore, attached: Sequence[Path] = ()) -> None:
+        from dpzero.tap.attached import read_attached_table
+
         self.store = store
+        self.attached_paths = tuple(attached)
+        self._attached = [read_attached_table(path) for path in self.attached_paths]
         self._lock = threading.Lock()
         self._cache_key: tuple[tuple[str, str, int], ...] | None = None
         self._tables: list[TableMetadata] = []
         self._tap_schema: TapSchema | None = None
 
     @classmethod
-    def open(cls, path: Path) -> TapEngine:
-        """An engine over the store folder at ``path``."""
-        return cls(open_store(path))
+    def open(cls, path: Path, attached: Sequence[Path] = ()) -> TapEngine:
+        """An engine over the store folder at ``path`` and the ``attached`` tables."""
+        return cls(open_store(path), attached)
 
     def _refresh(self) -> None:
         key = tuple(
@@ -60,6 +122,7 @@ class TapEngine:
             if key == self._cache_key:
                 return
             tables = [self.store.table_metadata(db, t) for db, t, _ in key]
+            tables += [meta for meta, _ in self._attached]
             self._tap_schema = build_tap_schema(tables, self.schema_descriptions(tables))
             self._tables = tables
             self._cache_key = key
@@ -105,11 +168,10 @@ class TapEngine:
             raise InvalidInputError("MAXREC must not be negative")
         self._refresh()
         extra = dict(self.tap_schema().qualified())
+        extra.update({f"{m.database}.{m.table}": table for m, table in self._attached})
         extra.update({f"{UPLOAD_SCHEMA}.{name}": table for name, table in uploads.items()})
-        result = self.store.query_adql(adql, tables=extra, limit=maxrec + 1)
-        overflow = result.num_rows > maxrec
-        table = result.slice(0, maxrec) if overflow else result
-        return QueryOutcome(table, self._describe(table.schema), overflow)
+        reader = self.store.stream_adql(adql, tables=extra, limit=maxrec + 1)
+        return QueryOutcome(reader, self._describe(reader.schema), maxrec)
 
     def _describe(self, schema: pa.Schema) -> list[ResultColumn]:
         """Units, UCDs and descriptions of result columns named like catalog columns."""

@@ -88,10 +88,11 @@ def tap_router() -> APIRouter:
             return Response(
                 votable_error(exc.message), status_code=exc.status_code, media_type=_VOTABLE
             )
+        # Rows stream from the store to the client as they are read.
         stream = write_result(
             fmt,
-            outcome.table.to_batches(max_chunksize=20_000),
-            outcome.table.schema,
+            outcome.batches(),
+            outcome.schema,
             outcome.columns,
             infos=[("QUERY", parameters.query)],
             overflow=lambda: outcome.overflow,

@@ -46,9 +46,15 @@ def _exit_with(server_pid: int) -> None:
 
 
 def run_job(
-    job_dir: str, store_path: str, default_maxrec: int, max_upload_rows: int, server_pid: int
+    job_dir: str,
+    store_path: str,
+    default_maxrec: int,
+    max_upload_rows: int,
+    server_pid: int,
+    attached: tuple[str, ...] = (),
 ) -> None:
-    """Run the query of the job in ``job_dir`` against the store at ``store_path``."""
+    """Run the query of the job in ``job_dir`` against the store at ``store_path`` and
+    the ``attached`` tables (`dpzero.tap.attached`)."""
     _exit_with(server_pid)
     folder = Path(job_dir)
     (folder / "worker.pid").write_text(str(os.getpid()))
@@ -66,25 +72,34 @@ def run_job(
         }
         fmt = parse_format(params["response_format"])
         maxrec = params["maxrec"] if params["maxrec"] is not None else default_maxrec
-        engine = TapEngine.open(Path(store_path))
+        engine = TapEngine.open(Path(store_path), [Path(p) for p in attached])
         outcome = engine.execute(params["query"], uploads, maxrec)
         target = folder / f"result.{fmt.extension}"
         tmp = folder / f"result.{fmt.extension}.tmp"
-        with tmp.open("wb") as out:
-            for chunk in write_result(
-                fmt,
-                outcome.table.to_batches(max_chunksize=50_000),
-                outcome.table.schema,
-                outcome.columns,
-                infos=[("QUERY", params["query"])],
-                overflow=lambda: outcome.overflow,
-            ):
-                out.write(chunk)
+        try:
+            # Rows go from the store to the file batch by batch: never whole in memory.
+            with tmp.open("wb") as out:
+                for chunk in write_result(
+                    fmt,
+                    outcome.batches(),
+                    outcome.schema,
+                    outcome.columns,
+                    infos=[("QUERY", params["query"])],
+                    overflow=lambda: outcome.overflow,
+                ):
+                    out.write(chunk)
+            if outcome.error is not None:
+                # The VOTable writer ended the document with an error INFO; the job
+                # still failed.
+                raise outcome.error
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         os.replace(tmp, target)
         _write_status(
             folder,
             {
-                "rows": outcome.table.num_rows,
+                "rows": outcome.rows,
                 "overflow": outcome.overflow,
                 "file": target.name,
                 "media_type": fmt.media_type,

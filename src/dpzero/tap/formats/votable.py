@@ -8,6 +8,7 @@ packed with numpy; rows with strings are packed field by field.
 from __future__ import annotations
 
 import base64
+import logging
 import math
 from collections.abc import Iterable, Iterator
 from xml.sax.saxutils import escape, quoteattr
@@ -15,6 +16,7 @@ from xml.sax.saxutils import escape, quoteattr
 import numpy as np
 import pyarrow as pa
 
+from dpzero.errors import DpzeroUserError
 from dpzero.tap.formats._columns import ResultColumn
 
 __all__ = ["votable_error", "votable_stream"]
@@ -157,29 +159,52 @@ def votable_stream(
         A callable evaluated after the rows are written; if it returns True an
         ``INFO name="QUERY_STATUS" value="OVERFLOW"`` follows the table (the TAP way to
         say MAXREC truncated the result).
+
+    An error raised by ``batches`` after the header was sent does not propagate: the
+    table is closed after the rows already written and an ``INFO name="QUERY_STATUS"
+    value="ERROR"`` with the message follows it (VOTable 1.4 allows INFO after TABLE).
     """
     yield _header(columns, infos or []).encode()
+    failure: str | None = None
     if serialization == "tabledata":
         yield b"<DATA><TABLEDATA>\n"
-        for batch in batches:
-            yield _tabledata_rows(batch, columns).encode()
+        try:
+            for batch in batches:
+                yield _tabledata_rows(batch, columns).encode()
+        except Exception as exc:
+            failure = _failure_text(exc)
         yield b"</TABLEDATA></DATA>\n"
     else:
         yield b'<DATA><BINARY2><STREAM encoding="base64">\n'
         pending = b""
-        for batch in batches:
-            pending += _binary2_rows(batch, columns)
-            cut = len(pending) - len(pending) % _LINE
-            if cut:
-                yield base64.encodebytes(pending[:cut])
-                pending = pending[cut:]
+        try:
+            for batch in batches:
+                pending += _binary2_rows(batch, columns)
+                cut = len(pending) - len(pending) % _LINE
+                if cut:
+                    yield base64.encodebytes(pending[:cut])
+                    pending = pending[cut:]
+        except Exception as exc:
+            # Rows already sent stay; whole rows only, so the stream still decodes.
+            failure = _failure_text(exc)
         if pending:
             yield base64.encodebytes(pending)
         yield b"</STREAM></BINARY2></DATA>\n"
     yield b"</TABLE>\n"
-    if overflow is not None and callable(overflow) and overflow():
+    if failure is not None:
+        # The status was OK when the header went out: a trailing INFO corrects it.
+        yield _info("QUERY_STATUS", "ERROR", failure).encode()
+    elif overflow is not None and callable(overflow) and overflow():
         yield _info("QUERY_STATUS", "OVERFLOW").encode()
     yield b"</RESOURCE>\n</VOTABLE>\n"
+
+
+def _failure_text(exc: Exception) -> str:
+    """What a reader is told about an error met after the rows started to go out."""
+    if isinstance(exc, DpzeroUserError):
+        return f"the query failed after some rows were sent: {exc.message}"
+    logging.getLogger(__name__).error("query failed while streaming", exc_info=exc)
+    return f"internal error while reading the query's rows ({type(exc).__name__})"
 
 
 def votable_error(message: str) -> bytes:
