@@ -43,7 +43,17 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.state_dir.mkdir(parents=True, exist_ok=True)
-        engine = TapEngine.open(settings.store)  # type: ignore[arg-type]
+        attached = []
+        if settings.repo is not None:
+            # ivoa.ObsCore of the repository's images, built once (kept while unchanged).
+            from dpzero.images.obscore import build_obscore
+
+            obscore = build_obscore(
+                settings.repo, settings.state_dir / "obscore.parquet", settings.public_url
+            )
+            _log.info("%s", obscore.summary())
+            attached.append(obscore.path)
+        engine = TapEngine.open(settings.store, attached)  # type: ignore[arg-type]
         jobs = JobStore(settings.jobs_database_url)
         runner = JobRunner(
             jobs,
@@ -54,6 +64,7 @@ def create_app(settings: Settings) -> FastAPI:
             settings.tap.default_maxrec,
             settings.tap.upload_limit_rows,
             settings.tap.destruction_check_seconds,
+            attached,
         )
         runner.start()
         app.state.tap_service = TapService(settings, engine, jobs, runner)

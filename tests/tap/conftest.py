@@ -24,8 +24,15 @@ def free_port() -> int:
 class ServerProcess:
     """``dpzero serve`` on a free loopback port."""
 
-    def __init__(self, store: Path, state_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        store: Path,
+        state_dir: Path,
+        env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
+    ) -> None:
         self.store = store
+        self.args = args
         self.state_dir = state_dir
         self.env = {**os.environ, **(env or {})}
         self.port = free_port()
@@ -43,7 +50,7 @@ class ServerProcess:
     def start(self) -> ServerProcess:
         cmd = [
             sys.executable, "-m", "dpzero.cli", "serve", "--store", str(self.store),
-            "--port", str(self.port), "--state-dir", str(self.state_dir),
+            "--port", str(self.port), "--state-dir", str(self.state_dir), *self.args,
         ]  # fmt: skip
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT)

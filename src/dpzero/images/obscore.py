@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -440,11 +439,9 @@ def build_obscore(
         table = obscore_rows(butler, service_url, repo_label, collections)
     finally:
         butler.close()
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), _KEY_META: key})
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, out)
+    from dpzero.tap.attached import write_attached_table
+
+    write_attached_table(out, obscore_metadata(table.num_rows), table, {_KEY_META: key.encode()})
     return ObsCoreBuild(out, _counts(table), reused=False)
 
 
@@ -461,11 +458,9 @@ def read_obscore(path: Path) -> tuple[TableMetadata, pa.Table]:
     InvalidInputError
         If ``path`` is not such a file.
     """
-    try:
-        table = pq.read_table(path)
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise InvalidInputError(f"{path} is not an ObsCore table: {exc}") from None
-    expected = load_schema(OBSCORE_SCHEMA).table(OBSCORE_TABLE).column_names
-    if table.column_names != expected:
-        raise InvalidInputError(f"{path} does not have the columns of ivoa.ObsCore")
-    return obscore_metadata(table.num_rows), table.replace_schema_metadata(None)
+    from dpzero.tap.attached import read_attached_table
+
+    metadata, table = read_attached_table(path)
+    if (metadata.database, metadata.table) != ("ivoa", OBSCORE_TABLE):
+        raise InvalidInputError(f"{path} does not hold ivoa.ObsCore")
+    return metadata, table

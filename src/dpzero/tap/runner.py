@@ -10,6 +10,7 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from multiprocessing.context import BaseContext
@@ -63,6 +64,8 @@ class JobRunner:
         Passed to the workers.
     sweep_seconds
         How often expired jobs are destroyed.
+    attached
+        Files of the tables published next to the store's (`dpzero.tap.attached`).
     """
 
     def __init__(
@@ -75,6 +78,7 @@ class JobRunner:
         default_maxrec: int,
         max_upload_rows: int,
         sweep_seconds: float = 30.0,
+        attached: Sequence[Path] = (),
     ) -> None:
         self.jobs = jobs
         self.results_dir = results_dir
@@ -92,6 +96,7 @@ class JobRunner:
         self._ctx = _context()
         self._last_sweep = 0.0
         self.sweep_seconds = sweep_seconds
+        self.attached = tuple(str(p) for p in attached)
 
     def job_dir(self, job_id: str) -> Path:
         """Folder of one job's parameters, uploads and results."""
@@ -240,6 +245,7 @@ class JobRunner:
                     self.default_maxrec,
                     self.max_upload_rows,
                     os.getpid(),
+                    self.attached,
                 ),
                 name=f"tap-job-{job.job_id}",
                 daemon=True,
