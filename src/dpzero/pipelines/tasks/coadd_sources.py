@@ -172,7 +172,7 @@ def measure_band(
     """
     import sep
 
-    parents, leaves = footprints
+    parents = footprints[0]
     n = len(rows)
     x0, y0 = band.box.x0, band.box.y0
     x = np.asarray(rows["x"], float) - x0
@@ -187,48 +187,42 @@ def measure_band(
         moved = (wflag != 0) | ~np.isfinite(wx) | (np.hypot(wx - x, wy - y) > 1.5)
         cx, cy = np.where(moved, x, wx), np.where(moved, y, wy)
         centroid_flag = moved
-    # Leaves: neighbours' pixels masked (their own leaf label, sky kept); blended
-    # parents: their whole footprint, other parents masked.
-    seg_leaf = np.asarray(rows["footprint"], np.int32)
-    seg_parent = np.asarray(rows["parent_footprint"], np.int32)
     out: dict[str, NDArray] = {
         "id": np.asarray(rows["id"]),
         "centroid_x": cx + x0,
         "centroid_y": cy + y0,
         "centroid_flag": centroid_flag,
     }
-    for radius in APERTURE_RADII:
-        flux, err, flag = np.full(n, np.nan), np.full(n, np.nan), np.ones(n, bool)
-        for select, segmap, ids in (
-            (leaf, leaves, seg_leaf),
-            (blended_parent, parents, seg_parent),
-        ):
-            if not select.any():
-                continue
-            f, e, fl = sep.sum_circle(
-                band.image, cx[select], cy[select], float(radius), err=band.err,
-                mask=band.bad, segmap=segmap, seg_id=np.maximum(ids[select], 1),
-            )  # fmt: skip
-            flux[select], err[select], flag[select] = f, e, fl != 0
-        out[f"ap{radius:02d}Flux"], out[f"ap{radius:02d}FluxErr"] = flux, err
-        out[f"ap{radius:02d}Flux_flag"] = flag
-    # Blendedness on a 6-pixel aperture: 1 − (light with neighbours masked) / (all light).
-    full, _, _ = sep.sum_circle(band.image, cx, cy, 6.0, mask=band.bad) if n else (x, x, x)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out["blendedness"] = np.where(
-            leaf & (full > 0), np.clip(1.0 - out["ap06Flux"] / full, 0.0, 1.0), np.nan
-        )
+    # PSF fluxes of the leaves, neighbours fitted together.
     psf_flux, psf_err = np.full(n, np.nan), np.full(n, np.nan)
     psf_flag = np.ones(n, bool)
-    fit = (
-        leaf & (cx > 0) & (cy > 0) & (cx < band.image.shape[1] - 1) & (cy < band.image.shape[0] - 1)
-    )
+    height, width = band.image.shape
+    fit = leaf & (cx > 0) & (cy > 0) & (cx < width - 1) & (cy < height - 1)
     if fit.any():
         f, e, fl = psf_photometry(
             band.image, band.err, band.bad, band.psf, cx[fit], cy[fit],
             group_separation=2.5 * band.psf.fwhm,
         )  # fmt: skip
         psf_flux[fit], psf_err[fit], psf_flag[fit] = f, e, fl
+    # Apertures: isolated objects and parents on the image itself; children on their
+    # share of the parent's pixels.
+    apertures = _apertures(band.image, band.err, band.bad, cx, cy)
+    children = np.nonzero(np.asarray(rows["parentObjectId"]) != 0)[0]
+    for label, members in _group(np.asarray(rows["parent_footprint"])[children], children):
+        for i, image in zip(
+            members, _child_images(band, parents == label, cx, cy, psf_flux, members), strict=True
+        ):
+            for key, value in _apertures(
+                image, band.err, band.bad, cx[i : i + 1], cy[i : i + 1]
+            ).items():
+                apertures[key][i] = value[0]
+    out.update(apertures)
+    # Blendedness on a 6-pixel aperture: 1 − (the child's share) / (all the light).
+    full = _apertures(band.image, band.err, band.bad, cx, cy, radii=(6,))["ap06Flux"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["blendedness"] = np.where(
+            leaf & (full > 0), np.clip(1.0 - out["ap06Flux"] / full, 0.0, 1.0), np.nan
+        )
     # Aperture corrections to 12 pixels from bright, isolated, point-like leaves.
     snr = out["ap12Flux"] / np.where(out["ap12FluxErr"] > 0, out["ap12FluxErr"], np.inf)
     isolated = leaf & (np.asarray(rows["parentObjectId"]) == 0)
@@ -256,3 +250,55 @@ def measure_band(
     table = Table(out)
     table.meta["APCORR"] = ap_corr
     return table
+
+
+def _apertures(
+    image: NDArray, err: NDArray, bad: NDArray, x: NDArray, y: NDArray,
+    radii: tuple[int, ...] = APERTURE_RADII,
+) -> dict[str, NDArray]:  # fmt: skip
+    """``apNNFlux``, ``apNNFluxErr``, ``apNNFlux_flag`` (flag: truncated or masked pixels)."""
+    import sep
+
+    out: dict[str, NDArray] = {}
+    for radius in radii:
+        if len(x):
+            flux, flux_err, flag = sep.sum_circle(
+                image, x, y, float(radius), err=err, mask=bad, subpix=5
+            )
+        else:
+            flux, flux_err, flag = np.zeros(0), np.zeros(0), np.zeros(0, int)
+        out[f"ap{radius:02d}Flux"] = np.asarray(flux, float)
+        out[f"ap{radius:02d}FluxErr"] = np.asarray(flux_err, float)
+        out[f"ap{radius:02d}Flux_flag"] = np.asarray(flag) != 0
+    return out
+
+
+def _group(labels: NDArray, members: NDArray) -> list[tuple[int, NDArray]]:
+    return [(int(lab), members[labels == lab]) for lab in np.unique(labels)]
+
+
+def _child_images(
+    band: BandImage, footprint: NDArray, x: NDArray, y: NDArray, flux: NDArray, members: NDArray
+) -> list[NDArray]:
+    """Each child's image: the parent's pixels shared in proportion to the children's
+    fitted PSF models (so the shares add up to the parent), other pixels untouched."""
+    from photutils.psf import ImagePSF
+
+    rows, cols = np.nonzero(footprint)
+    templates = []
+    for i in members:
+        model = ImagePSF(
+            band.psf.kernel, flux=max(float(np.nan_to_num(flux[i])), 0.0), x_0=x[i], y_0=y[i]
+        )
+        templates.append(model(cols.astype(float), rows.astype(float)))
+    templates = np.array(templates)
+    total = templates.sum(axis=0)
+    # Where no model reaches, share equally: the light must go somewhere.
+    k = len(members)
+    share = np.where(total > 0, templates / np.where(total > 0, total, 1.0), 1.0 / k)
+    images = []
+    for j in range(k):
+        image = band.image.copy()
+        image[rows, cols] = band.image[rows, cols] * share[j]
+        images.append(image)
+    return images
