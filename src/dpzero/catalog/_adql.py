@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from dpzero.catalog._partitioned import PairTerm, PartitionInputs, split_by_partition
 from dpzero.catalog._pruning import Cone, Polygon, Region, Zone
-from dpzero.catalog._store import QueryPlan, TableScan
+from dpzero.catalog._store import PartitionedPlan, QueryPlan, TableScan
 
 if TYPE_CHECKING:
     from dpzero.adql import IdConstraint, TableCatalog, TableRegions
@@ -204,8 +205,13 @@ def _adql_datatype(arrow_type: pa.DataType) -> str | None:
 
 def adql_plan(
     store: CatalogStore, text: str, tables: Mapping[str, pa.Table] | None = None
-) -> QueryPlan:
-    """Translate ADQL into a `QueryPlan` with pruning for ``store``.
+) -> QueryPlan | PartitionedPlan:
+    """Translate ADQL into a plan with pruning for ``store``.
+
+    A query whose tables would be read whole runs partition by partition (a
+    `PartitionedPlan`) when that answers it exactly: neighbour pairs within the margin
+    radius, joins on objectId, aggregates. Other queries get a `QueryPlan` whose scans
+    are pruned by the query's regions and objectId constraints.
 
     Parameters
     ----------
@@ -270,6 +276,11 @@ def adql_plan(
         if table not in inline_names
     }
     neighbours = _neighbour_terms(resolved)
+    if not inline_names and not any(own.values()):
+        # Every table would be read whole: run partition by partition if that fits.
+        split = _partitioned(store, resolved, by_alias, neighbours, keys)
+        if split is not None:
+            return split
     scans: dict[str, TableScan] = {}
     names: dict[str, str] = {}
     for i, name in enumerate(resolved.tables):
@@ -289,6 +300,38 @@ def adql_plan(
         # re-parsing the translated SQL would cost more than the read).
         scans = {k: replace(v, columns=columns) for k, v in scans.items()}
     return QueryPlan(to_duckdb(resolved, table_names=names), scans, inline_bindings)
+
+
+def _partitioned(
+    store: CatalogStore,
+    resolved: object,
+    by_alias: dict[str, str],
+    neighbours: list[tuple[str, str, float]],
+    keys: dict[str, str | None],
+) -> PartitionedPlan | None:
+    """The query as a per-partition plan plus merge, or None (see `split_by_partition`)."""
+    from dpzero.adql import to_duckdb
+
+    key_joins = [
+        (a, a_col, b, b_col)
+        for a, a_col, b, b_col in _equi_joins(resolved)
+        if a in by_alias
+        and b in by_alias
+        and (keys.get(by_alias[b]) or "").lower() == b_col.lower()
+    ]
+    margins = {}
+    for alias, table in by_alias.items():
+        db, _, name = table.partition(".")
+        margins[alias] = store.table_metadata(db, name).margin_arcsec / 3600.0
+    inputs = PartitionInputs(
+        sql=to_duckdb(resolved),
+        aliases=by_alias,
+        pairs=[PairTerm(x, y, r) for x, y, r in neighbours],
+        key_joins=key_joins,
+        margin_degrees=margins,
+        columns=_query_columns(resolved),
+    )
+    return split_by_partition(inputs)
 
 
 def _equi_joins(resolved: object) -> list[tuple[str, str, str, str]]:
@@ -397,13 +440,42 @@ def _aliases(resolved: object) -> dict[str, str]:
     return out
 
 
-def _limited(plan: QueryPlan, limit: int | None) -> QueryPlan:
+def _limited(plan: QueryPlan | PartitionedPlan, limit: int | None) -> QueryPlan | PartitionedPlan:
+    """The plan returning at most ``limit`` rows.
+
+    The query's own ORDER BY survives: DuckDB keeps a subquery's order for LIMIT. A
+    partitioned plan without merge also limits each partition; its total is cut by
+    the caller (`run_adql` merges, `stream_adql` stops reading).
+    """
     if limit is None:
         return plan
-    # The query's own ORDER BY survives: DuckDB keeps a subquery's order for LIMIT.
-    return QueryPlan(
-        f"SELECT * FROM ({plan.sql}) AS __limited LIMIT {int(limit)}", plan.scans, plan.tables
-    )
+
+    def cut(sql: str) -> str:
+        return f"SELECT * FROM ({sql}) AS __limited LIMIT {int(limit)}"
+
+    if isinstance(plan, PartitionedPlan):
+        if plan.merge_sql is not None:
+            return replace(plan, merge_sql=cut(plan.merge_sql))
+        inner = plan.plan
+        return replace(plan, plan=QueryPlan(cut(inner.sql), inner.scans, inner.tables))
+    return QueryPlan(cut(plan.sql), plan.scans, plan.tables)
+
+
+def _first_rows(reader: pa.RecordBatchReader, limit: int) -> pa.RecordBatchReader:
+    """The reader's first ``limit`` rows; reads no further."""
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        left = limit
+        try:
+            for batch in reader:
+                if left <= 0:
+                    return
+                yield batch.slice(0, left)
+                left -= batch.num_rows
+        finally:
+            reader.close()
+
+    return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
 
 def run_adql(
@@ -413,7 +485,10 @@ def run_adql(
     limit: int | None = None,
 ) -> pa.Table:
     """Answer an ADQL query on ``store`` (see `CatalogStore.query_adql`)."""
-    return store.query(_limited(adql_plan(store, text, tables), limit))
+    plan = _limited(adql_plan(store, text, tables), limit)
+    if isinstance(plan, PartitionedPlan) and plan.merge_sql is None and limit is not None:
+        plan = replace(plan, merge_sql=f"SELECT * FROM partials LIMIT {int(limit)}")
+    return store.query(plan)
 
 
 def stream_adql(
@@ -423,4 +498,5 @@ def stream_adql(
     limit: int | None = None,
 ) -> pa.RecordBatchReader:
     """Answer an ADQL query on ``store`` as record batches (see `CatalogStore.stream_adql`)."""
-    return store.stream(_limited(adql_plan(store, text, tables), limit))
+    reader = store.stream(_limited(adql_plan(store, text, tables), limit))
+    return reader if limit is None else _first_rows(reader, limit)

@@ -350,6 +350,7 @@ class LocalCatalogStore(CatalogStore):
             dec_column=entry.dec_column,
             key_column=entry.key_column,
             columns=tuple(ColumnMetadata(**c) for c in meta["columns"]),
+            margin_arcsec=entry.margin_arcsec,
         )
 
     def _table(self, name: str) -> _Table:
@@ -477,14 +478,25 @@ class LocalCatalogStore(CatalogStore):
         fixed = {} if fixed is None else fixed
         cur = self._cursor()
         try:
-            for name, scan in plan.plan.scans.items():
+            driver_rows: pa.Table | None = None
+            # The driver first: joined scans take their ids from its rows.
+            for name in sorted(plan.plan.scans, key=lambda n: n != plan.driver):
+                scan = plan.plan.scans[name]
                 table = self._table(scan.table)
                 if partition is None:
                     cur.register(name, table.schema.empty_table().select(table._columns(columns)))
                     continue
                 part = self._table(driver.table).by_pixel[partition]
                 if name == plan.driver:
-                    self._bind(cur, name, scan, columns, only=part)
+                    driver_rows = self._bind(cur, name, scan, columns, only=part)
+                elif scan.ids_from is not None and scan.ids_from[0] == plan.driver:
+                    # Co-partitioned join: the rows whose key holds one of this
+                    # partition's values, found through the objectId index.
+                    assert driver_rows is not None
+                    source = {c.lower(): c for c in driver_rows.column_names}
+                    keys = driver_rows.column(source[scan.ids_from[1].lower()]).drop_null()
+                    ids = tuple(pc.unique(keys.cast(pa.int64())).to_pylist())
+                    cur.register(name, table.read(replace(scan, ids=ids, ids_from=None), columns))
                 elif scan.with_margin:
                     if scan.table != driver.table:
                         raise InvalidInputError(

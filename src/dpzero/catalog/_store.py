@@ -39,7 +39,11 @@ class ColumnMetadata:
 
 @dataclass(frozen=True)
 class TableMetadata:
-    """A table of the store: Felis description, columns, and how it is partitioned."""
+    """A table of the store: Felis description, columns, and how it is partitioned.
+
+    ``margin_arcsec`` is the radius of its margin cache (0 when it has none): pair
+    queries within that distance can run partition by partition.
+    """
 
     database: str
     table: str
@@ -51,6 +55,7 @@ class TableMetadata:
     dec_column: str
     key_column: str | None
     columns: tuple[ColumnMetadata, ...]
+    margin_arcsec: float = 0.0
 
     @property
     def column_names(self) -> list[str]:
