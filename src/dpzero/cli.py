@@ -422,7 +422,39 @@ def repo_merge(
 
 @main.group()
 def pipeline() -> None:
-    """Reprocess a repository's raws with the DRP pipeline (pipetask)."""
+    """Reprocess a repository's raws with the DRP pipeline (pipetask or bps)."""
+
+
+@pipeline.command("validate")
+@click.option("--repo", required=True, help="Butler repository of the run.")
+@click.option("--collection", required=True, help="The run's output collection.")
+@click.option(
+    "--truth", "truth_file", default=None, help="Truth Parquet (ra, dec, truth_type, flux_<band>)."
+)
+@click.option("--truth-size", default=None, help="Or the simulated survey's size (tiny, small, …).")
+@click.option(
+    "--seed", type=int, default=1, show_default=True, help="Seed of the simulated survey."
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for plots and validation.json.",
+)
+@user_errors
+def pipeline_validate(
+    repo: str,
+    collection: str,
+    truth_file: str | None,
+    truth_size: str | None,
+    seed: int,
+    out: Path | None,
+) -> None:
+    """Compare a run's Object table with the simulation's truth (astrometry, photometry, …)."""
+    from dpzero.pipelines.validate import load_truth_table, validate_run
+
+    truth = load_truth_table(truth_file, truth_size, seed)
+    click.echo(validate_run(repo, collection, truth, out=out).table())
 
 
 @pipeline.command("run")
@@ -432,15 +464,68 @@ def pipeline() -> None:
 @click.option("--subset", default="", help="Pipeline subset (step1, step3) or task; default all.")
 @click.option("-d", "--where", default=None, help='Data query, e.g. "visit = 19268".')
 @click.option("--resume", is_flag=True, help="Extend OUTPUT, running only missing quanta.")
+@click.option("--bps", "use_bps", is_flag=True, help="Submit through bps and Parsl (local).")
+@click.option(
+    "--submit-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Workflow directory for --bps [default: ./bps/<output>-<time>].",
+)
 @user_errors
 def pipeline_run(
-    repo: str, output: str, jobs: int, subset: str, where: str | None, resume: bool
+    repo: str,
+    output: str,
+    jobs: int,
+    subset: str,
+    where: str | None,
+    resume: bool,
+    use_bps: bool,
+    submit_dir: Path | None,
 ) -> None:
-    """Run the DRP pipeline over the raws of REPO into OUTPUT (pipetask run)."""
+    """Run the DRP pipeline over the raws of REPO into OUTPUT (pipetask run, or bps)."""
     from dpzero.pipelines import run_pipeline
 
-    report = run_pipeline(repo, output, subset=subset, jobs=jobs, where=where, resume=resume)
+    if not use_bps:
+        report = run_pipeline(repo, output, subset=subset, jobs=jobs, where=where, resume=resume)
+        click.echo(report.summary())
+        return
+    from datetime import UTC, datetime
+
+    from dpzero.errors import InvalidInputError
+    from dpzero.pipelines import run_pipeline_bps
+
+    if resume:
+        raise InvalidInputError("--resume is for pipetask runs; use dpzero pipeline restart")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    workflow = submit_dir or Path("bps") / f"{output.replace('/', '_')}-{stamp}"
+    bps_report = run_pipeline_bps(
+        repo, output, workflow_dir=workflow.resolve(), subset=subset, jobs=jobs, where=where,
+        on_progress=_show_progress,
+    )  # fmt: skip
+    click.echo("", err=True)
+    click.echo(bps_report.summary())
+    if bps_report.failed or bps_report.blocked:
+        sys.exit(1)
+
+
+def _show_progress(progress: Any) -> None:
+    """One progress line, rewritten in place on a terminal."""
+    end = "\r" if sys.stderr.isatty() else "\n"
+    click.echo(progress.line() + end, nl=False, err=True)
+
+
+@pipeline.command("restart")
+@click.argument("submit_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@user_errors
+def pipeline_restart(submit_dir: Path) -> None:
+    """Rerun the failed quanta of the bps workflow in SUBMIT_DIR and their downstream."""
+    from dpzero.pipelines import restart_pipeline
+
+    report = restart_pipeline(submit_dir, on_progress=_show_progress)
+    click.echo("", err=True)
     click.echo(report.summary())
+    if report.failed or report.blocked:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,17 @@ from dpzero.pipelines.run import (
     PipelineRunError,
     RunReport,
     pipeline_path,
+    restart_pipeline,
     run_pipeline,
+    run_pipeline_bps,
 )
 
-__all__ = ["DEFAULT_INPUTS", "PipelineRunError", "RunReport", "pipeline_path", "run_pipeline"]
+__all__ = [
+    "DEFAULT_INPUTS",
+    "PipelineRunError",
+    "RunReport",
+    "pipeline_path",
+    "restart_pipeline",
+    "run_pipeline",
+    "run_pipeline_bps",
+]

@@ -7,6 +7,9 @@ successfully, F failed and R remain out of total T quanta") from its log into a
 `RunReport`. ``resume=True`` adds ``--extend-run --skip-existing --clobber-outputs``,
 so only quanta whose outputs are missing (or that failed) run again; when nothing is
 missing the report says 0 of 0.
+
+`run_pipeline_bps` submits the same pipeline through lsst-ctrl-bps (Parsl on this
+machine) from a workflow directory of its own; `restart_pipeline` reruns what failed.
 """
 
 from __future__ import annotations
@@ -17,8 +20,14 @@ import sys
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dpzero.errors import DpzeroUserError, InvalidInputError, OutputExistsError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from dpzero.pipelines.bps import BpsReport, WorkflowProgress
 
 __all__ = [
     "DEFAULT_INPUTS",
@@ -26,7 +35,9 @@ __all__ = [
     "RunReport",
     "pipeline_path",
     "pipetask_command",
+    "restart_pipeline",
     "run_pipeline",
+    "run_pipeline_bps",
 ]
 
 DEFAULT_INPUTS: tuple[str, ...] = ("2.2i/raw/all", "2.2i/calib", "refcats/DP0.1", "skymaps")
@@ -38,10 +49,17 @@ _SUMMARY = re.compile(
 
 
 class PipelineRunError(DpzeroUserError):
-    """``pipetask`` failed: a quantum raised, or the graph could not be built."""
+    """``pipetask`` failed: a quantum raised, or the graph could not be built.
+
+    ``report`` holds the quanta counts when the executor got as far as running them.
+    """
 
     code = "pipeline_failed"
     status_code = 500
+
+    def __init__(self, message: str, report: RunReport | None = None) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 @dataclass(frozen=True)
@@ -181,10 +199,7 @@ def run_pipeline(
     PipelineRunError
         If ``pipetask`` fails (a quantum raised, or no graph could be built).
     """
-    if jobs < 1:
-        raise InvalidInputError(f"jobs must be at least 1, not {jobs}")
-    if "://" not in repo and not (Path(repo) / "butler.yaml").is_file():
-        raise InvalidInputError(f"{repo} is not a Butler repository (no butler.yaml)")
+    _check_run_arguments(repo, jobs)
     exists = _output_exists(repo, output)
     if exists and not resume:
         raise OutputExistsError(
@@ -199,13 +214,102 @@ def run_pipeline(
     error, log = _pipetask(command[1:])
     counts = [tuple(int(v) for v in m.groups()) for m in _SUMMARY.finditer(log)]
     succeeded, failed, remaining, total = counts[-1] if counts else (0, 0, 0, 0)
+    # The executor counts quanta skipped behind a failure as failed; report them blocked.
+    blocked = min(log.count("Upstream job failed for task"), failed)
+    failed, remaining = failed - blocked, remaining + blocked
     report = RunReport(output, succeeded, failed, remaining, total, tuple(command), log)
     if error is not None:
-        if resume and exists and not counts and "QuantumGraph was empty" in error:
+        if resume and exists and not counts and "QuantumGraph was empty" in f"{error}\n{log}":
             return report  # every quantum already has its outputs
         tail = "\n".join([*log.strip().splitlines()[-10:], error])
-        raise PipelineRunError(f"pipetask failed ({report.summary()}):\n{tail}")
+        raise PipelineRunError(f"pipetask failed ({report.summary()}):\n{tail}", report)
     return report
+
+
+def _check_run_arguments(repo: str, jobs: int) -> None:
+    if jobs < 1:
+        raise InvalidInputError(f"jobs must be at least 1, not {jobs}")
+    if "://" not in repo and not (Path(repo) / "butler.yaml").is_file():
+        raise InvalidInputError(f"{repo} is not a Butler repository (no butler.yaml)")
+
+
+def run_pipeline_bps(
+    repo: str,
+    output: str,
+    *,
+    workflow_dir: Path,
+    subset: str = "",
+    jobs: int = 2,
+    where: str | None = None,
+    inputs: tuple[str, ...] = DEFAULT_INPUTS,
+    pipeline: str | None = None,
+    on_progress: Callable[[WorkflowProgress], None] | None = None,
+) -> BpsReport:
+    """Run the DRP pipeline through ``bps submit`` with the Parsl plugin on this machine.
+
+    Parameters are those of `run_pipeline`, plus:
+
+    workflow_dir
+        A new directory for this workflow (bps's ``submit/`` and Parsl's
+        ``runinfo/``); `restart_pipeline` runs from it again.
+    on_progress
+        Called with job counts as the workflow advances.
+
+    Returns
+    -------
+    BpsReport
+        Quanta succeeded, failed and blocked (a failed quantum does not raise).
+
+    Raises
+    ------
+    InvalidInputError
+        If the repository does not exist, ``jobs`` is not positive, or
+        ``workflow_dir`` is not empty.
+    OutputExistsError
+        If ``output`` exists (restart a workflow instead of resubmitting it).
+    WorkflowError
+        If bps fails before running quanta.
+    """
+    from dpzero.pipelines.bps import submit_workflow
+
+    _check_run_arguments(repo, jobs)
+    if _output_exists(repo, output):
+        raise OutputExistsError(
+            f"collection {output} exists; restart its workflow (dpzero pipeline restart) "
+            "or choose another --output"
+        )
+    path = pipeline or str(pipeline_path())
+    if subset:
+        path = f"{path}#{subset}"
+    return submit_workflow(
+        repo,
+        output,
+        path,
+        inputs,
+        workflow_dir=workflow_dir,
+        where=where,
+        cores=jobs,
+        on_progress=on_progress,
+    )
+
+
+def restart_pipeline(
+    submit_dir: Path, *, on_progress: Callable[[WorkflowProgress], None] | None = None
+) -> BpsReport:
+    """Rerun the failed quanta of a bps workflow and those downstream of them.
+
+    A thin wrapper over ``bps restart``, run from the workflow's own directory.
+
+    Raises
+    ------
+    InvalidInputError
+        If ``submit_dir`` is not the submit directory of a Parsl workflow.
+    WorkflowError
+        If bps fails to restart it.
+    """
+    from dpzero.pipelines.bps import restart_workflow
+
+    return restart_workflow(submit_dir, on_progress=on_progress)
 
 
 class _Collect(logging.Handler):
@@ -227,7 +331,11 @@ def _pipetask(arguments: list[str]) -> tuple[str | None, str]:
     logger.addHandler(collect)
     error: str | None = None
     try:
-        cli.main(arguments, prog_name="pipetask", standalone_mode=False)
+        # A failure inside the command exits through click's context with status 1,
+        # which click returns (not raises) when not in standalone mode.
+        status = cli.main(arguments, prog_name="pipetask", standalone_mode=False)
+        if isinstance(status, int) and status != 0:
+            error = f"pipetask exited with status {status}"
     except click.ClickException as exc:
         error = exc.format_message()
     except SystemExit as exc:
