@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install benchmarks clean
+.PHONY: demo test lint install benchmarks benchmarks-setup clean
 
 $(STAMP): pyproject.toml
 	@if [ ! -x $(BIN)/python ]; then py=$$(scripts/find-python) && "$$py" -m venv $(VENV); fi
@@ -33,6 +33,13 @@ test: $(STAMP)
 
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/sim_catalogs.py --size small
+
+## System packages of the catalog comparison (benchmarks/catalog_compare.py): q3c for PostgreSQL 15
+benchmarks-setup:
+	@sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	$$sudo apt-get install -y -q postgresql-15-q3c >/dev/null 2>&1 \
+	|| ($$sudo apt-get update -q >/dev/null && $$sudo apt-get install -y -q postgresql-15-q3c >/dev/null)
+	@dpkg -s postgresql-15-q3c >/dev/null && echo "postgresql-15-q3c installed"
 
 clean:
 	rm -rf $(VENV) demo-data .pytest_cache .ruff_cache
