@@ -47,28 +47,38 @@ class QueryClass:
 
 @dataclass(frozen=True)
 class Footprint:
-    """Where random positions are drawn: a box around the survey's centre."""
+    """Where random positions are drawn: a box around the survey's centre.
+
+    ``half_width`` is in declination (degrees on the sky); ``ra_half_width``, if given,
+    in RA degrees (else the box is square on the sky).
+    """
 
     ra: float
     dec: float
     half_width: float
+    ra_half_width: float | None = None
 
     @classmethod
     def from_survey(cls, survey: Path) -> Footprint:
         """The region recorded in a `dpzero sim catalogs` manifest."""
         region = json.loads((survey / "manifest.json").read_text())["region"]
         dec = (region["dec_min"] + region["dec_max"]) / 2
-        return cls(region["ra_center"], dec, region["half_width"])
+        return cls(region["ra_center"], dec, region["half_width"], region.get("ra_half_width"))
 
     def centres(
         self, n: int, rng: np.random.Generator, margin_deg: float
     ) -> list[tuple[float, float]]:
         """``n`` random centres at least ``margin_deg`` inside the box (or at its centre)."""
-        half = max(self.half_width - margin_deg, 0.0) * 0.9
+        half = max(self.half_width - margin_deg, 0.0)
         out = []
         for _ in range(n):
             dec = self.dec + rng.uniform(-half, half)
-            ra = self.ra + rng.uniform(-half, half) / math.cos(math.radians(dec))
+            cos = math.cos(math.radians(dec))
+            if self.ra_half_width is None:
+                ra_half = max(self.half_width - margin_deg, 0.0) / cos
+            else:
+                ra_half = max(self.ra_half_width - margin_deg / cos, 0.0)
+            ra = self.ra + rng.uniform(-ra_half, ra_half)
             out.append((round(ra, 6), round(dec, 6)))
         return out
 
