@@ -39,6 +39,11 @@ def create_app(settings: Settings) -> FastAPI:
 
     if settings.store is None:
         raise InvalidInputError("no catalog store given (--store STORE)")
+    images = None
+    if settings.repo is not None:
+        from dpzero.images.service import ImageService
+
+        images = ImageService.open(settings.repo)  # a clear error now if it is not a repo
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -68,14 +73,21 @@ def create_app(settings: Settings) -> FastAPI:
         )
         runner.start()
         app.state.tap_service = TapService(settings, engine, jobs, runner)
+        app.state.image_service = images
         try:
             yield
         finally:
             runner.stop()
             jobs.close()
+            if images is not None:
+                images.close()
 
     app = FastAPI(title="dpzero", lifespan=lifespan, docs_url="/api/docs", redoc_url=None)
     app.include_router(tap_router())
+    if images is not None:
+        from dpzero.images.handlers import images_router
+
+        app.include_router(images_router(settings))
     from dpzero.auth import install_auth
     from dpzero.portal import portal_router
 

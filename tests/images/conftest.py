@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import functools
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
+import uvicorn
+from fastapi import FastAPI
 from lsst.daf.butler import Butler, DatasetRef
 
 from dpzero.images.ids import dataset_id_uri
@@ -22,6 +27,7 @@ from repo.conftest import (  # noqa: F401  (fixtures of the repository tests, re
     pg_database,
     s3_server,
 )
+from tap.conftest import free_port
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,25 @@ def image_repo(root: str) -> ImageRepo:
         table = butler.find_dataset("src", visit=512055, detector=94)
     assert calexp is not None and table is not None
     return ImageRepo(root, calexp, coadd, table)
+
+
+@contextmanager
+def serve_in_thread(app: FastAPI) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a free loopback port in a thread; yield its URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="session")
