@@ -27,6 +27,7 @@ from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlglot import exp
 
 from dpzero.adql._errors import AdqlUnsupportedError
@@ -182,29 +183,156 @@ def _region_value(text: str | None, params: tuple[float | None, ...]) -> Region 
     return None
 
 
+_Cap = tuple[float, float, float, float]  # unit vector of the centre, radius in radians
+_CAPS: dict[tuple[str, tuple[float | None, ...]], _Cap | None] = {}
+_CAP_MARGIN = 1e-9  # radians: rounding can only let a few more rows through to `relate`
+
+
+def _vector(ra: float, dec: float) -> tuple[float, float, float]:
+    a, d = math.radians(ra), math.radians(dec)
+    return (math.cos(d) * math.cos(a), math.cos(d) * math.sin(a), math.sin(d))
+
+
+def _numbers(text: str) -> tuple[str, list[float]]:
+    words = text.split()
+    numbers = []
+    for word in words[1:]:
+        try:
+            numbers.append(float(word))
+        except ValueError:
+            if numbers:
+                raise
+    return (words[0].upper() if words else ""), numbers
+
+
+def _bounding_cap(text: str | None, params: tuple[float | None, ...]) -> _Cap | None:
+    """A cap holding the whole geometry, cheaply (no validation), or None if unknown.
+
+    Polygons are held by the cap around their vertices' mean direction through the
+    farthest vertex: a cap narrower than a hemisphere is convex, so it holds the arcs
+    between the vertices and the smaller region they bound.
+    """
+    key = (text or "", params)
+    if key in _CAPS:
+        return _CAPS[key]
+    cap = None
+    try:
+        if text is not None and not params:
+            kind, values = _numbers(text)
+        else:
+            kind, values = (text or "").upper(), [float(v) for v in params]  # type: ignore[arg-type]
+        if not all(math.isfinite(v) for v in values) or any(abs(d) > 90 for d in values[1::2]):
+            cap = None  # not a valid geometry: `relate` never sees it, the row is NULL
+        elif kind in ("POINT", "POSITION") and len(values) == 2:
+            cap = (*_vector(*values), 0.0)
+        elif kind == "CIRCLE" and len(values) == 3 and values[2] < 90:
+            cap = (*_vector(values[0], values[1]), math.radians(values[2]))
+        elif kind == "POLYGON" and len(values) >= 6 and len(values) % 2 == 0:
+            vertices = [_vector(a, d) for a, d in zip(values[::2], values[1::2], strict=True)]
+            sx, sy, sz = (sum(v[i] for v in vertices) for i in range(3))
+            norm = math.sqrt(sx * sx + sy * sy + sz * sz)
+            if norm > 1e-9:
+                c = (sx / norm, sy / norm, sz / norm)
+                cosines = [c[0] * v[0] + c[1] * v[1] + c[2] * v[2] for v in vertices]
+                radius = math.acos(max(-1.0, min(1.0, min(cosines))))
+                if radius < math.pi / 2 - 1e-6:
+                    cap = (*c, radius)
+    except (TypeError, ValueError):
+        cap = None
+    if len(_CAPS) > 1_000_000:
+        _CAPS.clear()
+    _CAPS[key] = cap
+    return cap
+
+
+def _side_geometries(
+    text: pa.Array, params: pa.Array
+) -> tuple[np.ndarray, list[tuple[str | None, tuple[float | None, ...]]]]:
+    """One side of `REGION_RELATION` as an index per row into its distinct geometries
+    (``(text, params)``; a stored region column has few or many, a query constant one)."""
+    codes = (
+        pc.dictionary_encode(text).combine_chunks()
+        if isinstance(text, pa.ChunkedArray)
+        else (pc.dictionary_encode(text))
+    )
+    text_ids = codes.indices.to_numpy(zero_copy_only=False)
+    text_ids = np.where(np.asarray(codes.indices.is_null()), -1, text_ids).astype(np.int64)
+    texts = [*codes.dictionary.to_pylist(), None]
+    lengths = np.asarray(pc.fill_null(pc.list_value_length(params), 0), dtype=np.int64)
+    if not lengths.any():
+        param_list: list[tuple[float | None, ...]] = [()]
+        param_ids = np.zeros(len(lengths), dtype=np.int64)
+    elif np.all(lengths == lengths[0]) and params.null_count == 0:
+        width = int(lengths[0])
+        flat = pc.list_flatten(params)
+        values = np.asarray(pc.fill_null(flat, np.nan), dtype=np.float64).reshape(-1, width)
+        distinct, param_ids = np.unique(values, axis=0, return_inverse=True)
+        param_list = [tuple(None if math.isnan(v) else float(v) for v in row) for row in distinct]
+    else:
+        param_list = [tuple(p or ()) for p in params.to_pylist()]
+        param_ids = np.arange(len(param_list))
+    if len(param_list) == 1:  # a stored region column, or a constant query geometry
+        return np.where(text_ids < 0, len(texts) - 1, text_ids), [(t, param_list[0]) for t in texts]
+    pairs = text_ids * (len(param_list) + 1) + np.asarray(param_ids, dtype=np.int64).ravel()
+    keys, ids = np.unique(pairs, return_inverse=True)
+    geometries = [
+        (texts[int(k // (len(param_list) + 1))], param_list[int(k % (len(param_list) + 1))])
+        for k in keys
+    ]
+    return ids.ravel(), geometries
+
+
+def _caps(geometries: list[tuple[str | None, tuple[float | None, ...]]]) -> np.ndarray:
+    """(n, 4) bounding caps; NaN radius where unknown (such rows are always decided)."""
+    out = np.full((len(geometries), 4), np.nan)
+    for i, (text, params) in enumerate(geometries):
+        cap = _bounding_cap(text, params)
+        if cap is not None:
+            out[i] = cap
+    return out
+
+
 def _region_relation(
     names: pa.Array, a_text: pa.Array, a_params: pa.Array, b_text: pa.Array, b_params: pa.Array
 ) -> pa.Array:
     """CONTAINS/INTERSECTS row by row, exactly (`relate`); NULL where a side is no region.
 
-    Rows repeat the same few regions (one s_region against one query circle, or many
-    points against a few footprints): each distinct pair of regions is decided once,
-    and the points that meet one region are tested together.
+    Both relations need the two geometries to meet, so rows whose bounding caps are
+    apart are false at once, with numpy (a far-away stored polygon is not checked for
+    validity); the rest are decided exactly. Rows repeat the same few regions (one
+    s_region against one query circle, or many points against a few footprints): each
+    distinct pair is decided once, and the points that fall near one region are tested
+    together.
     """
-    out: list[bool | None] = [None] * len(names)
-    columns = [c.to_pylist() for c in (names, a_text, a_params, b_text, b_params)]
+    n = len(names)
+    if n == 0:
+        return pa.array([], type=pa.bool_())
+    a_ids, a_geometries = _side_geometries(a_text, a_params)
+    b_ids, b_geometries = _side_geometries(b_text, b_params)
+    cap_a, cap_b = _caps(a_geometries)[a_ids], _caps(b_geometries)[b_ids]
+    cosines = np.clip(np.einsum("ij,ij->i", cap_a[:, :3], cap_b[:, :3]), -1.0, 1.0)
+    with np.errstate(invalid="ignore"):
+        apart = np.arccos(cosines) > cap_a[:, 3] + cap_b[:, 3] + _CAP_MARGIN
+    distinct_names = pc.unique(names).to_pylist()
+    name_list = distinct_names * n if len(distinct_names) == 1 else names.to_pylist()
+    null_a = np.array([t is None and not p for t, p in a_geometries], dtype=bool)[a_ids]
+    null_b = np.array([t is None and not p for t, p in b_geometries], dtype=bool)[b_ids]
+    valid = ~(null_a | null_b | np.asarray(names.is_null(), dtype=bool))
+    values = np.zeros(n, dtype=bool)
     answers: dict[tuple[object, ...], bool | None] = {}
-    # (name, region key, point side) -> row numbers and their points
+    # region side -> row numbers and their points
     point_groups: dict[tuple[object, ...], tuple[list[int], list[float], list[float]]] = {}
-    for row, (name, at, ap, bt, bp) in enumerate(zip(*columns, strict=True)):
-        sides = [(at, tuple(ap or ())), (bt, tuple(bp or ()))]
-        point_side = [s[0] == "point" and len(s[1]) == 2 for s in sides]
+    for row in np.nonzero(valid & ~apart)[0].tolist():
+        name = name_list[row]
+        sides = [a_geometries[a_ids[row]], b_geometries[b_ids[row]]]
+        point_side = [t == "point" and len(p) == 2 for t, p in sides]
         if point_side[0] != point_side[1] and name in ("CONTAINS", "INTERSECTS"):
-            p = 0 if point_side[0] else 1
-            if name == "INTERSECTS" or p == 0:  # a point in a region
-                ra, dec = sides[p][1]
+            k = 0 if point_side[0] else 1
+            if name == "INTERSECTS" or k == 0:  # a point in a region
+                ra, dec = sides[k][1]
+                valid[row] = False  # until its group is decided
                 if ra is not None and dec is not None and math.isfinite(ra) and abs(dec) <= 90:
-                    group = point_groups.setdefault((sides[1 - p],), ([], [], []))
+                    group = point_groups.setdefault((sides[1 - k],), ([], [], []))
                     group[0].append(row)
                     group[1].append(ra)
                     group[2].append(dec)
@@ -213,7 +341,9 @@ def _region_relation(
         if key not in answers:
             a, b = _region_value(*sides[0]), _region_value(*sides[1])
             answers[key] = None if a is None or b is None else relate(name, a, b)
-        out[row] = answers[key]
+        answer = answers[key]
+        valid[row] = answer is not None
+        values[row] = bool(answer)
     for (region_side,), (rows, ras, decs) in point_groups.items():
         region = _region_value(*region_side)  # type: ignore[arg-type]
         if region is None:
@@ -222,9 +352,9 @@ def _region_relation(
             inside = [relate("CONTAINS", (a, d), region) for a, d in zip(ras, decs, strict=True)]
         else:
             inside = region.contains(np.asarray(ras), np.asarray(decs)).tolist()
-        for row, hit in zip(rows, inside, strict=True):
-            out[row] = bool(hit)
-    return pa.array(out, type=pa.bool_())
+        values[rows] = np.asarray(inside, dtype=bool)
+        valid[rows] = True
+    return pa.array(values, type=pa.bool_(), mask=~valid)
 
 
 def _sql(node: exp.Expression) -> str:
