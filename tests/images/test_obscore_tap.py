@@ -127,6 +127,7 @@ def test_tap_schema_lists_obscore(tap: pyvo.dal.TAPService, server: ServerProces
     assert "ivoa.ObsCore" in vosi and "pos.outline;obs.field" in vosi
 
 
+@pytest.mark.slow  # an async worker process starts: ~15 s on 2 busy cores
 def test_async_and_upload(tap: pyvo.dal.TAPService, everything: Table) -> None:
     points = Table({"pid": [1, 2, 3], "ra": [62.0, 62.0209, 62.5], "dec": [-37.0, -36.9972, -37.0]})
     query = (
