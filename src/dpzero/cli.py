@@ -222,21 +222,64 @@ def catalog() -> None:
     show_default=True,
     help="Target maximum rows per HEALPix partition.",
 )
+@click.option(
+    "--highest-order",
+    type=click.IntRange(0, 19),
+    default=None,
+    help="Finest HEALPix order of a partition (raised where one cell holds more than "
+    "--partition-rows) [default: 8].",
+)
+@click.option(
+    "--compression-level",
+    type=click.IntRange(1, 22),
+    default=None,
+    help="zstd level of the partition files [default: 3].",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @user_errors
 def catalog_ingest(
-    source: Path, store: Path, database: str | None, partition_rows: int, quiet: bool
+    source: Path,
+    store: Path,
+    database: str | None,
+    partition_rows: int,
+    highest_order: int | None,
+    compression_level: int | None,
+    quiet: bool,
 ) -> None:
     """Validate the catalogs in SOURCE and publish them in the store, all or nothing."""
     from dpzero.catalog import IngestOptions, ingest_catalogs
 
+    tuning: dict[str, int] = {"partition_rows": partition_rows}
+    if highest_order is not None:
+        tuning["highest_order"] = highest_order
+    if compression_level is not None:
+        tuning["compression_level"] = compression_level
     report = ingest_catalogs(
         source,
         store,
         database=database,
-        options=IngestOptions(partition_rows=partition_rows),
+        options=IngestOptions(**tuning),
         progress=not quiet,
     )
+    click.echo(report.summary())
+
+
+@catalog.command("publish")
+@click.argument("repo")
+@click.option("--collection", required=True, help="Collection of the pipeline's tables.")
+@click.option(
+    "--database", default="dp02_dc2_catalogs", show_default=True, help="Database name in ADQL."
+)
+@click.option(
+    "--store", type=click.Path(path_type=Path), required=True, help="Catalog store folder."
+)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@user_errors
+def catalog_publish(repo: str, collection: str, database: str, store: Path, quiet: bool) -> None:
+    """Publish the DP0.2 tables of a pipeline run in REPO in the catalog store."""
+    from dpzero.pipelines.publish import publish_catalogs
+
+    report = publish_catalogs(repo, collection, store, database=database, progress=not quiet)
     click.echo(report.summary())
 
 

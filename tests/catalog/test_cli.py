@@ -147,3 +147,43 @@ def test_simulated_tiny_survey_end_to_end(tmp_path):
     )
     rows = pq.read_table(tmp_path / "c" / "object").num_rows
     assert n.output.strip().splitlines()[1] == str(rows)
+
+
+@pytest.mark.slow
+def test_ingest_tuning_options_shape_the_store_and_lsdb_reads_it(tmp_path):
+    import lsdb
+
+    from dpzero.catalog import read_manifest
+
+    inputs = tmp_path / "in"
+    full = write_inputs(inputs, n=1200, tables=("object",))["object"]
+
+    def ingest(name: str, *options: str) -> list:
+        store = tmp_path / name
+        args = ["catalog", "ingest", str(inputs), "--store", str(store), "--quiet", *options]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        (entry,) = read_manifest(store).tables.values()
+        return sorted(entry.catalog_dir(store).glob("dataset/Norder=*/Dir=*/Npix=*.parquet"))
+
+    coarse = ingest("coarse", "--partition-rows", "5000", "--highest-order", "3")
+    fine = ingest(
+        "fine", "--partition-rows", "400", "--highest-order", "6", "--compression-level", "19"
+    )
+    orders = {int(p.parent.parent.name.split("=")[1]) for p in fine}
+    assert max(orders) == 6 and len(fine) > len(coarse) >= 1
+    assert {int(p.parent.parent.name.split("=")[1]) for p in coarse} <= {0, 1, 2, 3}
+    # zstd level 19 writes the same rows in fewer bytes than the default level 3.
+    default = ingest("default", "--partition-rows", "400", "--highest-order", "6")
+    assert [p.name for p in default] == [p.name for p in fine]
+    assert sum(p.stat().st_size for p in fine) < sum(p.stat().st_size for p in default)
+    catalog = lsdb.read_hats(tmp_path / "fine" / "dp01_dc2_catalogs" / "object")
+    frame = catalog.compute()
+    assert sorted(frame["objectId"].tolist()) == sorted(full.column("objectId").to_pylist())
+    assert catalog.margin is not None and len(catalog.margin.compute()) > 0
+    bad = CliRunner().invoke(
+        main, ["catalog", "ingest", str(inputs), "--store", str(tmp_path / "x"),
+               "--compression-level", "30"],
+    )  # fmt: skip
+    assert bad.exit_code == 2 and "30 is not in the range 1<=x<=22" in bad.output
+    assert not (tmp_path / "x").exists()
