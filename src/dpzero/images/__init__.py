@@ -1,9 +1,20 @@
 """Image access: the ObsCore table, DataLink and cutouts over the Butler repository.
 
 Datasets are named ``butler://<repo-label>/<dataset UUID>`` everywhere
-(`dataset_id_uri`, `parse_dataset_id`).
+(`dataset_id_uri`, `parse_dataset_id`). SODA regions and the pixel box holding one
+(`parse_region`, `cutout_box`) are pure; `dpzero.images.service.ImageService` (links,
+files, cutouts) and `dpzero.images.handlers` import the Butler when imported.
 """
 
+from dpzero.images.cutout import (
+    CircleRegion,
+    PolygonRegion,
+    RangeRegion,
+    SkyRegion,
+    cutout_box,
+    parse_region,
+)
+from dpzero.images.faults import ImageServiceError, NotFoundFault, UsageFault
 from dpzero.images.ids import (
     DEFAULT_REPO_LABEL,
     DatasetIdError,
@@ -14,8 +25,17 @@ from dpzero.images.ids import (
 
 __all__ = [
     "DEFAULT_REPO_LABEL",
+    "CircleRegion",
     "DatasetIdError",
+    "ImageServiceError",
+    "NotFoundFault",
     "ParsedDatasetId",
+    "PolygonRegion",
+    "RangeRegion",
+    "SkyRegion",
+    "UsageFault",
+    "cutout_box",
     "dataset_id_uri",
     "parse_dataset_id",
+    "parse_region",
 ]
