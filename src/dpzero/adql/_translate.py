@@ -292,6 +292,13 @@ def _caps(geometries: list[tuple[str | None, tuple[float | None, ...]]]) -> np.n
     return out
 
 
+def _is_circle(geometries: list[tuple[str | None, tuple[float | None, ...]]]) -> np.ndarray:
+    """Whether each geometry is a circle (its bounding cap is the geometry itself)."""
+    return np.array(
+        [t is not None and t[:6].upper() == "CIRCLE" for t, _ in geometries], dtype=bool
+    )
+
+
 def _region_relation(
     names: pa.Array, a_text: pa.Array, a_params: pa.Array, b_text: pa.Array, b_params: pa.Array
 ) -> pa.Array:
@@ -311,14 +318,24 @@ def _region_relation(
     b_ids, b_geometries = _side_geometries(b_text, b_params)
     cap_a, cap_b = _caps(a_geometries)[a_ids], _caps(b_geometries)[b_ids]
     cosines = np.clip(np.einsum("ij,ij->i", cap_a[:, :3], cap_b[:, :3]), -1.0, 1.0)
+    distance = np.arccos(cosines)
     with np.errstate(invalid="ignore"):
-        apart = np.arccos(cosines) > cap_a[:, 3] + cap_b[:, 3] + _CAP_MARGIN
+        apart = distance > cap_a[:, 3] + cap_b[:, 3] + _CAP_MARGIN
+        # A geometry whose cap lies inside a circle lies inside it: true at once.
+        a_in_b = _is_circle(b_geometries)[b_ids] & (
+            distance + cap_a[:, 3] < cap_b[:, 3] - _CAP_MARGIN
+        )
+        b_in_a = _is_circle(a_geometries)[a_ids] & (
+            distance + cap_b[:, 3] < cap_a[:, 3] - _CAP_MARGIN
+        )
     distinct_names = pc.unique(names).to_pylist()
     name_list = distinct_names * n if len(distinct_names) == 1 else names.to_pylist()
+    intersects = np.array([x == "INTERSECTS" for x in name_list], dtype=bool)
     null_a = np.array([t is None and not p for t, p in a_geometries], dtype=bool)[a_ids]
     null_b = np.array([t is None and not p for t, p in b_geometries], dtype=bool)[b_ids]
     valid = ~(null_a | null_b | np.asarray(names.is_null(), dtype=bool))
-    values = np.zeros(n, dtype=bool)
+    values = a_in_b | (intersects & b_in_a)
+    apart |= values
     answers: dict[tuple[object, ...], bool | None] = {}
     # region side -> row numbers and their points
     point_groups: dict[tuple[object, ...], tuple[list[int], list[float], list[float]]] = {}
