@@ -264,6 +264,25 @@ def catalog_ingest(
     click.echo(report.summary())
 
 
+@catalog.command("publish")
+@click.argument("repo")
+@click.option("--collection", required=True, help="Collection of the pipeline's tables.")
+@click.option(
+    "--database", default="dp02_dc2_catalogs", show_default=True, help="Database name in ADQL."
+)
+@click.option(
+    "--store", type=click.Path(path_type=Path), required=True, help="Catalog store folder."
+)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@user_errors
+def catalog_publish(repo: str, collection: str, database: str, store: Path, quiet: bool) -> None:
+    """Publish the DP0.2 tables of a pipeline run in REPO in the catalog store."""
+    from dpzero.pipelines.publish import publish_catalogs
+
+    report = publish_catalogs(repo, collection, store, database=database, progress=not quiet)
+    click.echo(report.summary())
+
+
 @catalog.command("query")
 @click.argument("adql")
 @click.option(

@@ -78,7 +78,9 @@ def table_role(spec: TableSpec) -> TableRole:
     if spec.name in _ROLES:
         return _ROLES[spec.name]
     names = set(spec.column_names)
-    for ra, dec in (("ra", "dec"), ("coord_ra", "coord_dec"), ("s_ra", "s_dec")):
+    # DP0.2's Visit and CcdVisit carry their centre as ra/decl.
+    pairs = (("ra", "dec"), ("coord_ra", "coord_dec"), ("s_ra", "s_dec"), ("ra", "decl"))
+    for ra, dec in pairs:
         if ra in names and dec in names:
             key = "objectId" if "objectId" in names else None
             unique = key is not None and spec.primary_key == ("objectId",)

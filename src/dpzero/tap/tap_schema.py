@@ -7,6 +7,7 @@ foreign keys that tie DP0.1's tables to ``object`` by objectId.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -15,7 +16,7 @@ import pyarrow as pa
 from dpzero.catalog import TableMetadata
 from dpzero.tap.formats import votable_datatype
 
-__all__ = ["TAP_SCHEMA_NAME", "TapSchema", "build_tap_schema"]
+__all__ = ["TAP_SCHEMA_NAME", "TapSchema", "arrow_type_of", "build_tap_schema"]
 
 TAP_SCHEMA_NAME = "tap_schema"
 
@@ -103,6 +104,20 @@ def _arrow_table(name: str, rows: list[dict[str, object]]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema)
 
 
+_TIMESTAMP = re.compile(r"timestamp\[(s|ms|us|ns)(?:, tz=([^\]]+))?\]")
+
+
+def arrow_type_of(text: str) -> pa.DataType:
+    """The Arrow type written as ``text`` in table metadata (``str(type)``).
+
+    `pyarrow.type_for_alias` knows the plain names but not parametrised timestamps
+    (``timestamp[us, tz=utc]``, DP0.2's time columns).
+    """
+    if m := _TIMESTAMP.fullmatch(text):
+        return pa.timestamp(m.group(1), tz=m.group(2))
+    return pa.type_for_alias(text)
+
+
 def build_tap_schema(
     catalog_tables: Sequence[TableMetadata], schema_descriptions: dict[str, str]
 ) -> TapSchema:
@@ -149,7 +164,7 @@ def build_tap_schema(
             }
         )
         for position, col in enumerate(meta.columns):
-            datatype, arraysize, xtype = votable_datatype(pa.type_for_alias(col.arrow_type))
+            datatype, arraysize, xtype = votable_datatype(arrow_type_of(col.arrow_type))
             key_columns = {meta.key_column, meta.ra_column, meta.dec_column}
             columns.append(
                 {

@@ -7,12 +7,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from xml.sax.saxutils import escape, quoteattr
 
-import pyarrow as pa
-
 from dpzero.catalog import TableMetadata
 from dpzero.tap.formats import votable_datatype
 from dpzero.tap.models import Job, JobPhase
-from dpzero.tap.tap_schema import TAP_SCHEMA_NAME, TapSchema
+from dpzero.tap.tap_schema import TAP_SCHEMA_NAME, TapSchema, arrow_type_of
 
 __all__ = [
     "availability_xml",
@@ -255,7 +253,7 @@ def tables_xml(
         cols = []
         keys = {meta.key_column, meta.ra_column, meta.dec_column}
         for c in meta.columns:
-            datatype, arraysize, _ = votable_datatype(pa.type_for_alias(c.arrow_type))
+            datatype, arraysize, _ = votable_datatype(arrow_type_of(c.arrow_type))
             cols.append(
                 _column_xml(
                     c.name,

@@ -182,7 +182,8 @@ def _run_bps(
     with subprocess.Popen(
         [bps, *arguments],
         cwd=cwd,
-        env=_environment(),
+        # bps puts its submit directory under ${PWD}, which a shell, not cwd=, sets.
+        env={**_environment(), "PWD": str(cwd)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
