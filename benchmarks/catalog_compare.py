@@ -44,6 +44,7 @@ from bench_queries import (
     Query,
     QueryClass,
     build_classes,
+    cpu_seconds,
     summarise,
 )
 
@@ -209,6 +210,10 @@ class Peer:
 
     name = ""
 
+    def cpu(self) -> float:
+        """CPU seconds used so far by the process doing the work."""
+        return cpu_seconds(os.getpid())
+
     def supports(self, query: Query) -> bool:
         return True
 
@@ -257,6 +262,13 @@ class PostgresPeer(Peer):
 
         self.con = psycopg.connect(f"{PG_DSN} dbname={dbname}", autocommit=True)
         self.con.execute("SET jit = off")
+        row = self.con.execute("SELECT pg_backend_pid()").fetchone()
+        assert row is not None
+        self.backend = int(row[0])
+
+    def cpu(self) -> float:
+        # The server backend's CPU (parallel scan workers are other processes: not counted).
+        return cpu_seconds(self.backend)
 
     def run(self, query: Query) -> tuple[int, Any]:
         # The whole result as COPY text: the server's work and the transfer, without
@@ -319,26 +331,31 @@ def time_peer(peer: Peer, cls: QueryClass, budget_s: float) -> dict[str, Any] | 
         return None
     rows: list[int] = []
     times: list[float] = []
+    cpu: list[float] = []
     first_ms = 0.0
     value: Any = None
     started = time.perf_counter()
     try:
         for i, query in enumerate(cls.queries):
+            c = peer.cpu()
             t = time.perf_counter()
             n, result = peer.run(query)
             ms = (time.perf_counter() - t) * 1000
+            cpu_ms = (peer.cpu() - c) * 1000
             if i == 0:
                 first_ms = ms
                 value = _scan_value(result) if cls.scan else None
                 continue
             rows.append(n)
             times.append(ms)
+            cpu.append(cpu_ms)
             if time.perf_counter() - started > budget_s and len(times) >= 3:
                 break
     except Exception as exc:  # a peer that cannot run a class is reported, not fatal
         return {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
     return {
         **summarise(times),
+        "cpu_median_ms": round(float(np.median(cpu)), 2),
         "first_ms": round(first_ms, 2),
         "repeats": len(times),
         "rows": rows,
@@ -478,6 +495,7 @@ def run(args: argparse.Namespace) -> None:
             report[cls.name][peer_name] = result
             shown = "n/a" if result is None else result.get("error") or (
                 f"median {result['median_ms']:.1f} ms, p95 {result['p95_ms']:.1f} ms, "
+                f"cpu {result['cpu_median_ms']:.1f} ms, "
                 f"first {result['first_ms']:.1f} ms, rows {result['rows'][:3]}"
             )  # fmt: skip
             print(f"{peer_name:13} {cls.name:22} {shown}", flush=True)
@@ -495,6 +513,8 @@ def run(args: argparse.Namespace) -> None:
         "repeat": args.repeat,
         "scan_repeat": args.scan_repeat,
         "seed": args.seed,
+        "cpu_note": "cpu_median_ms: CPU time of the working process (dpzero, DuckDB and "
+        "LSDB in this process, all threads; PostgreSQL: its backend, not parallel workers)",
         "cache": "warm OS page cache after one warm-up query per class (first_ms is that "
         "warm-up); repetitions use different positions, so data is not always cached",
         "classes": {c.name: c.description for c in classes},
@@ -530,7 +550,15 @@ def print_table(report: dict[str, Any], peers: list[str], verdicts: dict[str, st
             else:
                 cells.append(f"{r['median_ms']:>11.1f} /{r['p95_ms']:>9.1f}")
         print(f"{name:22}" + "".join(cells) + f"  {verdicts.get(name, '')}")
-    print("cells: median / p95 ms")
+    print("cells: median / p95 ms (wall)")
+    print(f"{'CPU ms, median':22}" + "".join(f"{p:>22}" for p in peers))
+    for name, by_peer in report.items():
+        cells = []
+        for p in peers:
+            r = by_peer.get(p)
+            ok = r is not None and "cpu_median_ms" in r
+            cells.append(f"{r['cpu_median_ms']:>22.1f}" if ok else f"{'':>22}")  # type: ignore[index]
+        print(f"{name:22}" + "".join(cells))
 
 
 def clean(args: argparse.Namespace) -> None:

@@ -31,6 +31,7 @@ import os
 import platform
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -47,6 +48,7 @@ from bench_queries import (
     Footprint,
     build_classes,
     cone,
+    cpu_seconds,
     id_lookup,
     join_in_cone,
     polygon,
@@ -105,8 +107,11 @@ def body_ok(response: httpx.Response) -> bool:
     return b"QUERY_STATUS" in content and b'value="ERROR"' not in content
 
 
-def latency(url: str, classes: list[Any]) -> dict[str, Any]:
-    """Per class: pyvo run_sync (with the VOTable parse) and plain HTTP (whole body)."""
+def latency(url: str, classes: list[Any], server_pid: int) -> dict[str, Any]:
+    """Per class: pyvo run_sync (with the VOTable parse) and plain HTTP (whole body).
+
+    For HTTP also the server process's CPU time per request (requests go one at a time).
+    """
     import pyvo
 
     service = pyvo.dal.TAPService(url)
@@ -115,9 +120,10 @@ def latency(url: str, classes: list[Any]) -> dict[str, Any]:
     for cls in classes:
         entry: dict[str, Any] = {}
         for how in ("http", "pyvo"):
-            times, rows, first = [], [], 0.0
+            times, rows, cpu, first = [], [], [], 0.0
             errors = 0
             for i, query in enumerate(cls.queries):
+                c = cpu_seconds(server_pid)
                 t = time.perf_counter()
                 if how == "pyvo":
                     with warnings.catch_warnings():
@@ -132,19 +138,23 @@ def latency(url: str, classes: list[Any]) -> dict[str, Any]:
                     errors += not body_ok(r)
                     n = len(r.content)
                 ms = (time.perf_counter() - t) * 1000
+                server_ms = (cpu_seconds(server_pid) - c) * 1000
                 if i == 0:
                     first = ms
                     continue
                 times.append(ms)
                 rows.append(n)
+                cpu.append(server_ms)
             key = "rows" if how == "pyvo" else "bytes"
             entry[how] = {**summarise(times), "first_ms": round(first, 2), key: rows}
             if how == "http":
                 entry[how]["errors"] = errors
+                entry[how]["server_cpu_median_ms"] = round(float(np.median(cpu)), 2)
         out[cls.name] = entry
         print(
             f"{cls.name:22} http median {entry['http']['median_ms']:8.1f} p95 "
-            f"{entry['http']['p95_ms']:8.1f} | pyvo median {entry['pyvo']['median_ms']:8.1f} "
+            f"{entry['http']['p95_ms']:8.1f} cpu {entry['http']['server_cpu_median_ms']:7.1f} "
+            f"| pyvo median {entry['pyvo']['median_ms']:8.1f} "
             f"p95 {entry['pyvo']['p95_ms']:8.1f} ms, rows {entry['pyvo']['rows'][:3]}",
             flush=True,
         )
@@ -152,19 +162,22 @@ def latency(url: str, classes: list[Any]) -> dict[str, Any]:
     return out
 
 
-def overhead(store: Path, url: str, classes: list[Any]) -> dict[str, Any]:
-    """The same cones through `TapEngine.execute` here and through HTTP."""
+def overhead(store: Path, url: str, classes: list[Any], server_pid: int) -> dict[str, Any]:
+    """The same cones through `TapEngine.execute` here and through HTTP (wall and CPU)."""
     from dpzero.tap.engine import TapEngine
 
     engine = TapEngine.open(store)
     client = httpx.Client(timeout=600)
     out = {}
     for cls in classes:
-        engine_ms, http_ms = [], []
+        engine_ms, http_ms, engine_cpu, server_cpu = [], [], [], []
         for i, query in enumerate(cls.queries):
+            c = cpu_seconds(os.getpid())
             t = time.perf_counter()
             engine.execute(query.adql, {}, MAXREC)
             e = (time.perf_counter() - t) * 1000
+            ec = (cpu_seconds(os.getpid()) - c) * 1000
+            c = cpu_seconds(server_pid)
             t = time.perf_counter()
             r = client.post(
                 f"{url}/sync",
@@ -172,21 +185,32 @@ def overhead(store: Path, url: str, classes: list[Any]) -> dict[str, Any]:
                       "MAXREC": str(MAXREC)},
             )  # fmt: skip
             h = (time.perf_counter() - t) * 1000
+            sc = (cpu_seconds(server_pid) - c) * 1000
             if not body_ok(r):
                 raise SystemExit(f"TAP error on {query.adql}: {r.text[:300]}")
             if i:
                 engine_ms.append(e)
                 http_ms.append(h)
+                engine_cpu.append(ec)
+                server_cpu.append(sc)
         entry = {
             "engine": summarise(engine_ms),
             "http": summarise(http_ms),
             "overhead_median_ms": round(float(np.median(http_ms) - np.median(engine_ms)), 2),
+            "engine_cpu_median_ms": round(float(np.median(engine_cpu)), 2),
+            "server_cpu_median_ms": round(float(np.median(server_cpu)), 2),
+            "cpu_overhead_median_ms": round(
+                float(np.median(server_cpu) - np.median(engine_cpu)), 2
+            ),
             "overhead_of_medians_note": "median(http) - median(engine), same queries, alternating",
         }
         out[cls.name] = entry
         print(
             f"{cls.name:22} engine {entry['engine']['median_ms']:7.1f} ms, TAP http "
-            f"{entry['http']['median_ms']:7.1f} ms, overhead {entry['overhead_median_ms']:6.1f} ms",
+            f"{entry['http']['median_ms']:7.1f} ms, overhead "
+            f"{entry['overhead_median_ms']:6.1f} ms; "
+            f"CPU engine {entry['engine_cpu_median_ms']:.1f}, server "
+            f"{entry['server_cpu_median_ms']:.1f} ms",
             flush=True,
         )
     client.close()
@@ -345,6 +369,8 @@ def main() -> None:
     pool = id_pool(args.store)
     only = set(args.only.split(",")) if args.only else None
     classes = build_classes(footprint, pool, args.repeat, args.scan_repeat, args.seed + 1, only)
+    # Stopped with SIGTERM, still stop the server (the finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     server = Server(args.store, args.port)
     summary: dict[str, Any] = {
         "what": "dpzero TAP service over HTTP on 127.0.0.1 (uvicorn, one process)",
@@ -358,13 +384,14 @@ def main() -> None:
         summary["startup_seconds"] = round(server.wait_ready(), 2)
         print(f"TAP service ready in {summary['startup_seconds']} s at {server.url}")
         if not args.skip_latency:
-            summary["latency"] = latency(server.url, classes)
+            summary["latency"] = latency(server.url, classes, server.process.pid)
             cones = [c for c in classes if c.name.startswith("cone") and "5 cols" not in c.name]
-            summary["overhead"] = overhead(args.store, server.url, cones)
+            summary["overhead"] = overhead(args.store, server.url, cones, server.process.pid)
         if not args.skip_load:
             print(
                 f"load run: {args.users} users, {args.duration} s, ≤ {args.max_requests} requests"
             )
+            server_cpu = cpu_seconds(server.process.pid)
             summary["load"] = asyncio.run(
                 load_run(
                     server.url, footprint, pool, args.users, args.duration, args.max_requests,
@@ -372,6 +399,11 @@ def main() -> None:
                 )
             )  # fmt: skip
             load = summary["load"]
+            used = cpu_seconds(server.process.pid) - server_cpu
+            load["server_cpu_seconds"] = round(used, 1)
+            load["server_cpu_ms_per_sync_request"] = round(
+                used * 1000 / max(load["sync_requests"], 1), 1
+            )
             print(
                 f"{load['sync_requests']} sync requests in {load['seconds']} s "
                 f"({load['throughput_per_s']}/s), errors {load['all_sync'].get('errors')}, "
