@@ -319,16 +319,19 @@ def _partitioned(
         and b in by_alias
         and (keys.get(by_alias[b]) or "").lower() == b_col.lower()
     ]
-    margins = {}
+    margins, decs = {}, {}
     for alias, table in by_alias.items():
         db, _, name = table.partition(".")
-        margins[alias] = store.table_metadata(db, name).margin_arcsec / 3600.0
+        meta = store.table_metadata(db, name)
+        margins[alias] = meta.margin_arcsec / 3600.0
+        decs[alias] = meta.dec_column
     inputs = PartitionInputs(
         sql=to_duckdb(resolved),
         aliases=by_alias,
         pairs=[PairTerm(x, y, r) for x, y, r in neighbours],
         key_joins=key_joins,
         margin_degrees=margins,
+        dec_columns=decs,
         columns=_query_columns(resolved),
     )
     return split_by_partition(inputs)

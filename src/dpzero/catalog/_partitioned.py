@@ -58,6 +58,8 @@ class PartitionInputs:
         where the second column is the second table's objectId index key.
     margin_degrees
         Alias → the margin radius of its table, in degrees.
+    dec_columns
+        Alias → the declination column of its table.
     columns
         Columns the query reads, or None for all.
     """
@@ -67,6 +69,7 @@ class PartitionInputs:
     pairs: list[PairTerm]
     key_joins: list[tuple[str, str, str, str]]
     margin_degrees: dict[str, float]
+    dec_columns: dict[str, str]
     columns: tuple[str, ...] | None
 
 
@@ -88,6 +91,9 @@ def split_by_partition(inputs: PartitionInputs) -> PartitionedPlan | None:
         return None
     driver_alias, by_alias = scans
     tree = _rename_tables(tree, {a: b for a, (b, _) in by_alias.items()})
+    band = _pair_band(inputs, by_alias)
+    if band is not None:
+        tree = tree.where(band, copy=False)
     split = _split_aggregate(tree) if aggregated else _split_rows(tree)
     if split is None:
         return None
@@ -136,6 +142,27 @@ def _scans(
         if len(joined) == len(names):
             return driver, joined
     return None
+
+
+def _pair_band(
+    inputs: PartitionInputs, by_alias: dict[str, tuple[str, TableScan]]
+) -> exp.Expression | None:
+    """``b.dec BETWEEN a.dec - r AND a.dec + r`` for a pair query: implied by the
+    distance term, it lets DuckDB join each partition by ranges instead of comparing
+    every row with every other."""
+    if len(by_alias) != 2 or not any(scan.with_margin for _, scan in by_alias.values()):
+        return None
+    names = set(by_alias)
+    radius = min(t.radius for t in inputs.pairs if {t.alias, t.other} == names)
+    a, b = sorted(names)
+    dec_a = exp.column(inputs.dec_columns[a], table=a, quoted=True)
+    dec_b = exp.column(inputs.dec_columns[b], table=b, quoted=True)
+    r = exp.Literal.number(repr(float(radius)))
+    return exp.Between(
+        this=dec_b,
+        low=exp.Sub(this=dec_a.copy(), expression=r),
+        high=exp.Add(this=dec_a, expression=r.copy()),
+    )
 
 
 def _rename_tables(tree: exp.Select, bindings: dict[str, str]) -> exp.Select:
