@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from uuid import UUID
 
 from lsst.daf.butler import Butler, CollectionType, DatasetRef, MissingCollectionError
+from lsst.daf.butler.registry import ConflictingDefinitionError
 
 from dpzero.errors import InvalidInputError
 from dpzero.repo.repository import (
@@ -24,7 +26,14 @@ from dpzero.repo.repository import (
     open_repo,
 )
 
-__all__ = ["MergeReport", "merge_runs"]
+__all__ = ["MergeConflictError", "MergeReport", "merge_runs"]
+
+
+class MergeConflictError(InvalidInputError):
+    """The main repository holds different datasets or definitions than the source."""
+
+    code = "merge_conflict"
+    status_code = 409
 
 
 @dataclass(frozen=True)
@@ -118,6 +127,10 @@ def merge_runs(
     InvalidInputError
         If a repository is missing, a run is not in the source, or ``chain`` names a
         collection of another type.
+    MergeConflictError
+        If the main repository holds a different dataset for one of the source's
+        (same run, dataset type and data ID) or defines a dataset type differently;
+        the run with the conflict is not merged.
     """
     with open_repo(source) as src, open_repo(target, writeable=True) as dst:
         chosen = _runs_of(src, runs)
@@ -133,34 +146,65 @@ def merge_runs(
             if not refs:
                 continue
             existing = _existing(dst, run, {r.datasetType.name for r in refs})
+            _refuse_conflicts(run, refs, existing)
             todo = [
                 r for r in refs if (r.datasetType.name, r.dataId.required_values) not in existing
             ]
             present += len(refs) - len(todo)
             if todo:
-                dst.transfer_from(
-                    src,
-                    todo,
-                    transfer=transfer,
-                    register_dataset_types=True,
-                    transfer_dimensions=True,
-                )
+                try:
+                    dst.transfer_from(
+                        src,
+                        todo,
+                        transfer=transfer,
+                        register_dataset_types=True,
+                        transfer_dimensions=True,
+                    )
+                except ConflictingDefinitionError as exc:
+                    raise MergeConflictError(
+                        f"cannot merge run {run}: a definition differs in the main "
+                        f"repository ({exc})"
+                    ) from None
             transferred.update(r.datasetType.name for r in todo)
         if chain is not None:
             _put_first(dst, chain, chosen)
     return MergeReport(tuple(chosen), dict(transferred), present, chain)
 
 
-def _existing(butler: Butler, run: str, dataset_types: set[str]) -> set[tuple[str, tuple]]:
-    """(dataset type, data id) of the datasets the target has in a run already."""
+def _existing(butler: Butler, run: str, dataset_types: set[str]) -> dict[tuple[str, tuple], UUID]:
+    """Dataset ids the target has in a run already, by (dataset type, data id)."""
     if not _has_run(butler, run):
-        return set()
+        return {}
     known = {t.name for t in butler.registry.queryDatasetTypes()}
-    found: set[tuple[str, tuple]] = set()
+    found: dict[tuple[str, tuple], UUID] = {}
     for name in sorted(dataset_types & known):
         for ref in butler.query_datasets(name, collections=run, explain=False, limit=None):
-            found.add((name, ref.dataId.required_values))
+            found[(name, ref.dataId.required_values)] = ref.id
     return found
+
+
+def _refuse_conflicts(
+    run: str, refs: list[DatasetRef], existing: dict[tuple[str, tuple], UUID]
+) -> None:
+    """Raise when the target holds another dataset for one of ``refs``' places.
+
+    The same dataset (same id) merged again is fine; a different one in the same run,
+    type and data ID means two executions wrote the same run: merging either way
+    would lose one, so nothing is merged.
+    """
+    clashes = [
+        r
+        for r in refs
+        if existing.get((r.datasetType.name, r.dataId.required_values), r.id) != r.id
+    ]
+    if clashes:
+        first = clashes[0]
+        raise MergeConflictError(
+            f"cannot merge run {run}: the main repository holds other datasets for "
+            f"{len(clashes)} of its datasets (first: {first.datasetType.name} "
+            f"{first.dataId.required}); merge into a new run, or remove the other run "
+            "from the main repository"
+        )
 
 
 def _has_run(butler: Butler, run: str) -> bool:
