@@ -1,4 +1,5 @@
-"""Catalog store benchmark: ingest rate, cone and id-lookup latency, a full-scan aggregate.
+"""Catalog store benchmark: ingest rate, cone and id-lookup latency, whole-table
+aggregates and pairs run partition by partition, the memory of a streamed full scan.
 
 Usage::
 
@@ -78,6 +79,71 @@ def timed(fn, repeat: int) -> tuple[float, int]:
         fn(i + 1)
         times.append((time.perf_counter() - t) * 1000)
     return statistics.median(times), rows
+
+
+def whole_table_plans(store, repeat: int) -> list[dict[str, object]]:
+    """Whole-table aggregates and pairs run partition by partition, and the same
+    aggregates as one DuckDB plan over the files, for comparison."""
+    from dpzero.adql import parse_adql, resolve, to_duckdb
+    from dpzero.catalog._adql import store_catalog
+
+    out: list[dict[str, object]] = []
+    queries = {
+        "GROUP BY histogram": (
+            f"SELECT FLOOR(psFlux_i / 100) AS bin, COUNT(*) AS n FROM {DB}.object "
+            "GROUP BY FLOOR(psFlux_i / 100)"
+        ),
+        "full-table COUNT, AVG, MIN, MAX": (
+            f"SELECT COUNT(*) AS n, AVG(psFlux_i) AS f, MIN(ra) AS lo, MAX(ra) AS hi "
+            f"FROM {DB}.object"
+        ),
+    }
+    for name, adql in queries.items():
+        single = to_duckdb(resolve(parse_adql(adql), store_catalog(store)))
+        ms, rows = timed(lambda _, q=adql: store.query_adql(q), repeat)
+        out.append({"query": f"{name}, per partition", "ms": ms, "rows": rows})
+        ms, rows = timed(lambda _, q=single: store.query(q), repeat)
+        out.append({"query": f"{name}, one DuckDB plan", "ms": ms, "rows": rows})
+    pairs = (
+        f"SELECT a.objectId, b.objectId AS other FROM {DB}.object AS a JOIN {DB}.object AS b "
+        "ON DISTANCE(POINT('ICRS', a.ra, a.dec), POINT('ICRS', b.ra, b.dec)) < 1.0 / 3600 "
+        "WHERE a.objectId <> b.objectId"
+    )
+    ms, rows = timed(lambda _: store.query_adql(pairs), 1)
+    out.append({"query": 'pairs within 1" of the whole table', "ms": ms, "rows": rows})
+    return out
+
+
+_MEMORY_PROBE = """
+import json, sys
+from dpzero.catalog import open_store
+
+def hwm_mb():
+    with open("/proc/self/status") as f:
+        return next(int(x.split()[1]) / 1024 for x in f if x.startswith("VmHWM:"))
+
+store = open_store(sys.argv[1])
+store.query_adql("SELECT TOP 10 * FROM dp01_dc2_catalogs.object")
+before = hwm_mb()
+size = 0
+for batch in store.stream_adql("SELECT * FROM dp01_dc2_catalogs.object"):
+    size += batch.nbytes
+print(json.dumps({"before_mb": before, "peak_mb": hwm_mb(), "result_mb": size / 2**20}))
+"""
+
+
+def streamed_scan_memory(store_dir: Path) -> dict[str, float]:
+    """Peak memory of a process streaming SELECT * of the whole object table."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", _MEMORY_PROBE, str(store_dir)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return {k: round(v, 1) for k, v in json.loads(out.stdout).items()}
 
 
 def main() -> None:
@@ -170,6 +236,8 @@ def main() -> None:
 
         ms, rows = timed(scan, max(3, args.repeat // 3))
         results.append({"query": "full-scan aggregate (COUNT, AVG)", "ms": ms, "rows": rows})
+        results += whole_table_plans(store, max(3, args.repeat // 3))
+        stream = streamed_scan_memory(store_dir)
 
         summary = {
             "label": label,
@@ -179,6 +247,7 @@ def main() -> None:
             "ingest_seconds": round(ingest_s, 2),
             "ingest_rows_per_second": round(total_rows / ingest_s),
             "queries": [{**r, "ms": round(float(r["ms"]), 2)} for r in results],
+            "streamed_full_scan": stream,
             "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         print(f"{label}: {total_rows} rows, {n_parts} object partitions")
@@ -186,6 +255,10 @@ def main() -> None:
         print(f"{'query':44} {'median ms':>10} {'rows':>8}")
         for r in summary["queries"]:
             print(f"{r['query']:44} {r['ms']:>10.1f} {r['rows']:>8}")
+        print(
+            f"streamed SELECT * full scan: {stream['result_mb']:.0f} MB of rows, "
+            f"peak memory +{stream['peak_mb'] - stream['before_mb']:.0f} MB"
+        )
         out = Path(__file__).parent / "results"
         out.mkdir(exist_ok=True)
         name = f"catalog_queries-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}.json"

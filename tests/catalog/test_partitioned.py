@@ -243,3 +243,22 @@ def test_partitioned_stream_stops_at_the_limit(store, obj_table):
 @pytest.fixture(scope="module")
 def obj_table(tiny_inputs) -> pa.Table:
     return tiny_inputs[1]["object"]
+
+
+def test_histogram_grouped_by_an_output_name(store, obj_table):
+    q = (
+        "SELECT FLOOR(psFlux_i / 2) AS bin, COUNT(*) AS n, AVG(ra) AS mean_ra "
+        f"FROM {OBJ} GROUP BY bin ORDER BY bin"
+    )
+    assert isinstance(adql_plan(store, q), PartitionedPlan)
+    got = store.query_adql(q).to_pylist()
+    flux = np.asarray(obj_table.column("psFlux_i"), dtype=float)
+    ra = np.asarray(obj_table.column("ra"))
+    bins = np.floor(flux / 2)
+    want = [
+        (float(b), int((bins == b).sum()), ra[bins == b].mean())
+        for b in np.unique(bins[~np.isnan(bins)])
+    ]
+    want.append((None, int(np.isnan(bins).sum()), ra[np.isnan(bins)].mean()))  # NULLs last
+    assert [(r["bin"], r["n"]) for r in got] == [(b, n) for b, n, _ in want]
+    assert [r["mean_ra"] for r in got] == pytest.approx([m for _, _, m in want], rel=1e-12)

@@ -227,6 +227,13 @@ def _split_aggregate(tree: exp.Select) -> tuple[str, str] | None:
     """Aggregates: partial aggregates per partition, merged over ``partials``."""
     group = tree.args.get("group")
     group_exprs = list(group.expressions) if group is not None else []
+    # GROUP BY an output name (the translator qualifies every table column): group by
+    # the expression it names.
+    named = {p.alias.lower(): p.unalias() for p in tree.expressions if isinstance(p, exp.Alias)}
+    group_exprs = [
+        named.get(g.name.lower(), g) if isinstance(g, exp.Column) and not g.table else g
+        for g in group_exprs
+    ]
     if any(isinstance(g, exp.Literal) for g in group_exprs):
         return None  # GROUP BY <ordinal>
     partial_columns: list[exp.Expression] = [
@@ -305,6 +312,8 @@ def _split_aggregate(tree: exp.Select) -> tuple[str, str] | None:
     for clause in ("having", "order", "limit", "offset"):
         partition.set(clause, None)
     partition.set("expressions", partial_columns)
+    if group_exprs:
+        partition.set("group", exp.Group(expressions=[g.copy() for g in group_exprs]))
     return partition.sql(dialect="duckdb"), merge.sql(dialect="duckdb")
 
 
