@@ -441,6 +441,26 @@ def repo_info(root: str) -> None:
     click.echo(summarise(root).summary())
 
 
+@repo.command("obscore")
+@click.argument("root")
+@click.option(
+    "--out", type=click.Path(path_type=Path), required=True, help="Parquet file to write."
+)
+@click.option(
+    "--url",
+    default="http://127.0.0.1:8000",
+    show_default=True,
+    help="Public URL of the service (access_url points at its /api/datalink).",
+)
+@user_errors
+def repo_obscore(root: str, out: Path, url: str) -> None:
+    """Write the ivoa.ObsCore table of the images of the repository at ROOT (what
+    `dpzero serve --repo` publishes; written to STATE/obscore.parquet it is reused)."""
+    from dpzero.images.obscore import build_obscore
+
+    click.echo(build_obscore(root, out, url.rstrip("/")).summary())
+
+
 @repo.command("merge")
 @click.argument("source")
 @click.option("--repo", "target", required=True, help="Main repository to merge into.")

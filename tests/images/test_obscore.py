@@ -160,3 +160,20 @@ def test_metadata_from_felis() -> None:
     assert by_name["em_min"].unit == "m"
     assert by_name["s_region"].ucd == "pos.outline;obs.field"
     assert by_name["t_min"].unit == "d"
+
+
+def test_command(images_repo: ImageRepo, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from dpzero.cli import main
+
+    out = tmp_path / "obscore.parquet"
+    result = CliRunner().invoke(main, ["repo", "obscore", images_repo.root, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "lsst.calexp 2, lsst.deepCoadd_calexp 1, lsst.raw 4" in result.output
+    assert read_obscore(out)[1].num_rows == 7
+    missing = CliRunner().invoke(
+        main, ["repo", "obscore", str(tmp_path / "nothing"), "--out", str(tmp_path / "x.parquet")]
+    )
+    assert missing.exit_code != 0 and "no Butler repository" in missing.output
+    assert not (tmp_path / "x.parquet").exists()
