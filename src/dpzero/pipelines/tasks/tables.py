@@ -313,7 +313,7 @@ class ForcedPhotCcdConfig(PipelineTaskConfig, pipelineConnections=ForcedPhotCcdC
 
 
 class ForcedPhotCcdTask(PipelineTask):
-    """PSF photometry of a tract's objects (deblended children and isolated) on a calexp."""
+    """PSF photometry of a tract's primary objects on a calexp."""
 
     ConfigClass = ForcedPhotCcdConfig
     _DefaultName = "forcedPhotCcd"
@@ -340,7 +340,9 @@ class ForcedPhotCcdTask(PipelineTask):
         lsst.pipe.base.NoWorkFound
             If no object falls on the calexp.
         """
-        leaf = objects.column("deblend_nChild").to_numpy() == 0
+        # Primary objects only: deblended children and isolated objects, each once (an
+        # object of the patches' overlaps would otherwise be fitted twice, degenerately).
+        leaf = objects.column("detect_isPrimary").to_numpy(zero_copy_only=False)
         ra = objects.column("coord_ra").to_numpy()[leaf]
         dec = objects.column("coord_dec").to_numpy()[leaf]
         ids = objects.column("objectId").to_numpy()[leaf]
