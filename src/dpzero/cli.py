@@ -222,21 +222,64 @@ def catalog() -> None:
     show_default=True,
     help="Target maximum rows per HEALPix partition.",
 )
+@click.option(
+    "--highest-order",
+    type=click.IntRange(0, 19),
+    default=None,
+    help="Finest HEALPix order of a partition (raised where one cell holds more than "
+    "--partition-rows) [default: 8].",
+)
+@click.option(
+    "--compression-level",
+    type=click.IntRange(1, 22),
+    default=None,
+    help="zstd level of the partition files [default: 3].",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @user_errors
 def catalog_ingest(
-    source: Path, store: Path, database: str | None, partition_rows: int, quiet: bool
+    source: Path,
+    store: Path,
+    database: str | None,
+    partition_rows: int,
+    highest_order: int | None,
+    compression_level: int | None,
+    quiet: bool,
 ) -> None:
     """Validate the catalogs in SOURCE and publish them in the store, all or nothing."""
     from dpzero.catalog import IngestOptions, ingest_catalogs
 
+    tuning: dict[str, int] = {"partition_rows": partition_rows}
+    if highest_order is not None:
+        tuning["highest_order"] = highest_order
+    if compression_level is not None:
+        tuning["compression_level"] = compression_level
     report = ingest_catalogs(
         source,
         store,
         database=database,
-        options=IngestOptions(partition_rows=partition_rows),
+        options=IngestOptions(**tuning),
         progress=not quiet,
     )
+    click.echo(report.summary())
+
+
+@catalog.command("publish")
+@click.argument("repo")
+@click.option("--collection", required=True, help="Collection of the pipeline's tables.")
+@click.option(
+    "--database", default="dp02_dc2_catalogs", show_default=True, help="Database name in ADQL."
+)
+@click.option(
+    "--store", type=click.Path(path_type=Path), required=True, help="Catalog store folder."
+)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@user_errors
+def catalog_publish(repo: str, collection: str, database: str, store: Path, quiet: bool) -> None:
+    """Publish the DP0.2 tables of a pipeline run in REPO in the catalog store."""
+    from dpzero.pipelines.publish import publish_catalogs
+
+    report = publish_catalogs(repo, collection, store, database=database, progress=not quiet)
     click.echo(report.summary())
 
 
@@ -398,6 +441,26 @@ def repo_info(root: str) -> None:
     click.echo(summarise(root).summary())
 
 
+@repo.command("obscore")
+@click.argument("root")
+@click.option(
+    "--out", type=click.Path(path_type=Path), required=True, help="Parquet file to write."
+)
+@click.option(
+    "--url",
+    default="http://127.0.0.1:8000",
+    show_default=True,
+    help="Public URL of the service (access_url points at its /api/datalink).",
+)
+@user_errors
+def repo_obscore(root: str, out: Path, url: str) -> None:
+    """Write the ivoa.ObsCore table of the images of the repository at ROOT (what
+    `dpzero serve --repo` publishes; written to STATE/obscore.parquet it is reused)."""
+    from dpzero.images.obscore import build_obscore
+
+    click.echo(build_obscore(root, out, url.rstrip("/")).summary())
+
+
 @repo.command("merge")
 @click.argument("source")
 @click.option("--repo", "target", required=True, help="Main repository to merge into.")
@@ -422,7 +485,7 @@ def repo_merge(
 
 @main.group()
 def pipeline() -> None:
-    """Reprocess a repository's raws with the DRP pipeline (pipetask)."""
+    """Reprocess a repository's raws with the DRP pipeline (pipetask or bps)."""
 
 
 @pipeline.command("validate")
@@ -464,15 +527,68 @@ def pipeline_validate(
 @click.option("--subset", default="", help="Pipeline subset (step1, step3) or task; default all.")
 @click.option("-d", "--where", default=None, help='Data query, e.g. "visit = 19268".')
 @click.option("--resume", is_flag=True, help="Extend OUTPUT, running only missing quanta.")
+@click.option("--bps", "use_bps", is_flag=True, help="Submit through bps and Parsl (local).")
+@click.option(
+    "--submit-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Workflow directory for --bps [default: ./bps/<output>-<time>].",
+)
 @user_errors
 def pipeline_run(
-    repo: str, output: str, jobs: int, subset: str, where: str | None, resume: bool
+    repo: str,
+    output: str,
+    jobs: int,
+    subset: str,
+    where: str | None,
+    resume: bool,
+    use_bps: bool,
+    submit_dir: Path | None,
 ) -> None:
-    """Run the DRP pipeline over the raws of REPO into OUTPUT (pipetask run)."""
+    """Run the DRP pipeline over the raws of REPO into OUTPUT (pipetask run, or bps)."""
     from dpzero.pipelines import run_pipeline
 
-    report = run_pipeline(repo, output, subset=subset, jobs=jobs, where=where, resume=resume)
+    if not use_bps:
+        report = run_pipeline(repo, output, subset=subset, jobs=jobs, where=where, resume=resume)
+        click.echo(report.summary())
+        return
+    from datetime import UTC, datetime
+
+    from dpzero.errors import InvalidInputError
+    from dpzero.pipelines import run_pipeline_bps
+
+    if resume:
+        raise InvalidInputError("--resume is for pipetask runs; use dpzero pipeline restart")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    workflow = submit_dir or Path("bps") / f"{output.replace('/', '_')}-{stamp}"
+    bps_report = run_pipeline_bps(
+        repo, output, workflow_dir=workflow.resolve(), subset=subset, jobs=jobs, where=where,
+        on_progress=_show_progress,
+    )  # fmt: skip
+    click.echo("", err=True)
+    click.echo(bps_report.summary())
+    if bps_report.failed or bps_report.blocked:
+        sys.exit(1)
+
+
+def _show_progress(progress: Any) -> None:
+    """One progress line, rewritten in place on a terminal."""
+    end = "\r" if sys.stderr.isatty() else "\n"
+    click.echo(progress.line() + end, nl=False, err=True)
+
+
+@pipeline.command("restart")
+@click.argument("submit_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@user_errors
+def pipeline_restart(submit_dir: Path) -> None:
+    """Rerun the failed quanta of the bps workflow in SUBMIT_DIR and their downstream."""
+    from dpzero.pipelines import restart_pipeline
+
+    report = restart_pipeline(submit_dir, on_progress=_show_progress)
+    click.echo("", err=True)
     click.echo(report.summary())
+    if report.failed or report.blocked:
+        sys.exit(1)
 
 
 if __name__ == "__main__":
