@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -13,6 +10,7 @@ from urllib.parse import quote
 import httpx
 import numpy as np
 import pytest
+import pyvo
 from lsst.daf.butler import Butler
 from pyvo.dal.adhoc import DatalinkResults
 
@@ -24,45 +22,19 @@ from .conftest import ImageRepo
 PIXEL = 0.2 / 3600
 
 
-class ImageServer(ServerProcess):
-    """``dpzero serve --store STORE --repo REPO`` on a free loopback port."""
-
-    def __init__(self, store: Path, state_dir: Path, repo: str) -> None:
-        super().__init__(store, state_dir)
-        self.repo = repo
-
-    def start(self) -> ImageServer:
-        cmd = [
-            sys.executable, "-m", "dpzero.cli", "serve", "--store", str(self.store),
-            "--repo", self.repo, "--port", str(self.port), "--state-dir", str(self.state_dir),
-        ]  # fmt: skip
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(self.tap_url + "/availability", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("server did not become available")
-
-
 @pytest.fixture(scope="module")
 def server(
     tiny_store: Path, images_repo: ImageRepo, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ImageServer]:
+) -> Iterator[ServerProcess]:
+    """``dpzero serve --store STORE --repo REPO`` on a free loopback port."""
     state = tmp_path_factory.mktemp("images-server") / "state"
-    running = ImageServer(tiny_store, state, images_repo.root).start()
+    running = ServerProcess(tiny_store, state, args=("--repo", images_repo.root)).start()
     yield running
     running.stop()
 
 
 def test_pyvo_follows_links_to_the_file_and_a_cutout(
-    server: ImageServer, images_repo: ImageRepo
+    server: ServerProcess, images_repo: ImageRepo
 ) -> None:
     dataset_id = images_repo.id_of(images_repo.calexp)
     links = DatalinkResults.from_result_url(
@@ -89,7 +61,7 @@ def test_pyvo_follows_links_to_the_file_and_a_cutout(
     )
 
 
-def test_unknown_id_through_the_server(server: ImageServer) -> None:
+def test_unknown_id_through_the_server(server: ServerProcess) -> None:
     missing = "butler://dp01/00000000-0000-4000-8000-000000000000"
     links = DatalinkResults.from_result_url(
         f"{server.url}/api/datalink/links?ID={quote(missing, safe='')}"
@@ -100,3 +72,22 @@ def test_unknown_id_through_the_server(server: ImageServer) -> None:
         f"{server.url}/api/cutout/sync", params={"ID": missing, "CIRCLE": "62 -37 0.01"}
     )
     assert cutout.status_code == 404 and cutout.text.startswith("NotFoundFault: ")
+
+
+def test_from_an_obscore_row_to_a_cutout(server: ServerProcess, images_repo: ImageRepo) -> None:
+    """The DP0.2 tutorial path: ADQL on ivoa.ObsCore, the row's DataLink, then SODA."""
+    full = images_repo.full("calexp")
+    ra, dec = (float(v) for v in full.parent_to_sky(25, 14))
+    tap = pyvo.dal.TAPService(server.tap_url)
+    rows = tap.search(
+        "SELECT * FROM ivoa.ObsCore WHERE dataproduct_subtype = 'lsst.calexp' "
+        f"AND CONTAINS(POINT('ICRS', {ra}, {dec}), s_region) = 1 AND lsst_detector = 94"
+    )
+    assert len(rows) == 1
+    record = rows[0]
+    assert record["obs_publisher_did"] == images_repo.id_of(images_repo.calexp)
+    links = DatalinkResults.from_result_url(record["access_url"])
+    stream = links.get_first_proc().processed(circle=(ra, dec, 1.5 * PIXEL))
+    cut = read_exposure(io.BytesIO(stream.read()))
+    assert cut.bbox.x0 == 23 and cut.bbox.y0 == 12 and cut.image.shape == (5, 5)
+    np.testing.assert_array_equal(cut.image, full.image[12:17, 23:28])

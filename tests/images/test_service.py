@@ -13,6 +13,7 @@ from lsst.resources import ResourcePath
 
 from dpzero.images.cutout import CircleRegion, PolygonRegion, RangeRegion, parse_region
 from dpzero.images.faults import NotFoundFault, UsageFault
+from dpzero.images.fits_template import ExposureFitsTemplate
 from dpzero.images.service import ImageService
 from dpzero.repo.exposure import Box, Exposure, read_exposure
 
@@ -165,3 +166,24 @@ def test_file_is_the_datastore_file(images_repo: ImageRepo, image_service: Image
     assert file.size == len(stored)
     assert file.content_type == "application/fits"
     assert ResourcePath(file.uri).exists()
+
+
+@pytest.mark.parametrize("which", ["calexp", "coadd"])
+def test_fits_template_writes_what_write_fits_writes(images_repo: ImageRepo, which: str) -> None:
+    full = images_repo.full(which)
+    first = full.subset(Box(full.bbox.x0 + 1, full.bbox.y0 + 2, 5, 7))
+    template, _ = ExposureFitsTemplate.from_exposure(first)
+    assert template is not None
+    boxes = [(0, 0, 40, 30), (13, 9, 1, 1), (39, 29, 1, 1), (3, 17, 31, 12)]
+    for x, y, width, height in boxes:
+        cut = full.subset(Box(full.bbox.x0 + x, full.bbox.y0 + y, width, height))
+        buffer = io.BytesIO()
+        cut.write_fits(buffer)
+        assert template.write(cut) == buffer.getvalue(), (x, y)
+    long_text = "POLYGON " + " ".join(["62.0001234567 -37.0001234567"] * 12)
+    with_cards = template.write(first, [("SODAID", "butler://dp01/x"), ("SODAPOS", long_text)])
+    with fits.open(io.BytesIO(with_cards)) as hdul:
+        hdul.verify("exception")
+        assert hdul[0].header["SODAPOS"] == long_text
+        np.testing.assert_array_equal(hdul["IMAGE"].data, first.image)
+        np.testing.assert_array_equal(hdul["MASK"].data, first.mask)

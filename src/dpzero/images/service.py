@@ -22,6 +22,7 @@ from lsst.resources import ResourcePath
 from dpzero.images.cutout import SkyRegion, cutout_box
 from dpzero.images.datalink import LinkRow, SodaDescriptor, links_votable
 from dpzero.images.faults import ImageServiceError, NotFoundFault, UsageFault
+from dpzero.images.fits_template import ExposureFitsTemplate
 from dpzero.images.ids import DEFAULT_REPO_LABEL, DatasetIdError, parse_dataset_id
 from dpzero.repo.exposure import Box
 
@@ -105,6 +106,8 @@ class ImageService:
         self._butler = butler
         self.repo_label = repo_label
         self._lock = threading.Lock()
+        # Header cards of each image's cutouts (None: written by astropy every time).
+        self._templates: dict[uuid.UUID, ExposureFitsTemplate | None] = {}
 
     @classmethod
     def open(cls, repo: str, repo_label: str = DEFAULT_REPO_LABEL) -> ImageService:
@@ -151,7 +154,8 @@ class ImageService:
 
     @functools.lru_cache(maxsize=4096)  # noqa: B019  (one service per process; refs are immutable)
     def _find_uuid(self, dataset_uuid: uuid.UUID, text: str) -> DatasetRef:
-        ref = self.butler().get_dataset(dataset_uuid)
+        # With its datastore records, later reads skip the registry's file lookup.
+        ref = self.butler().get_dataset(dataset_uuid, datastore_records=True)
         if ref is None:
             raise NotFoundFault(f"no dataset {text} in this repository")
         return ref
@@ -281,21 +285,34 @@ class ImageService:
             raise UsageFault(f"{dataset_id.strip()} has no WCS: no sky region can be cut out")
         box = cutout_box(region, wcs, image_box)
         exposure = self.butler().get(ref, parameters={"bbox": box})
-        buffer = io.BytesIO()
-        exposure.write_fits(buffer)
-        data = _with_provenance(buffer.getvalue(), dataset_id.strip(), region, box)
+        provenance = (
+            ("SODAID", dataset_id.strip()),
+            ("SODAPOS", region.describe()),
+            ("SODABBOX", f"{box.x0} {box.y0} {box.width} {box.height}"),
+        )
+        with self._lock:
+            known = ref.id in self._templates
+            template = self._templates.get(ref.id)
+        if template is None:
+            template, data = ExposureFitsTemplate.from_exposure(exposure)
+            if not known:
+                with self._lock:
+                    self._templates[ref.id] = template
+        data = (
+            template.write(exposure, provenance)
+            if template is not None
+            else _with_provenance(data, provenance)
+        )
         name = "_".join([ref.datasetType.name, *_data_id_words(ref), "cutout"]) + ".fits"
         return Cutout(data, name, box)
 
 
-def _with_provenance(data: bytes, dataset_id: str, region: SkyRegion, box: Box) -> bytes:
+def _with_provenance(data: bytes, cards: tuple[tuple[str, str], ...]) -> bytes:
     """Record in the primary header what the cutout was cut from, and how."""
     with fits.open(io.BytesIO(data)) as hdul:
-        header = hdul[0].header
         # No comments: long values continue on CONTINUE cards, comments would be cut.
-        header["SODAID"] = dataset_id
-        header["SODAPOS"] = region.describe()
-        header["SODABBOX"] = f"{box.x0} {box.y0} {box.width} {box.height}"
+        for key, text in cards:
+            hdul[0].header[key] = text
         out = io.BytesIO()
         hdul.writeto(out)
     return out.getvalue()
