@@ -177,3 +177,11 @@ def test_command(images_repo: ImageRepo, tmp_path: Path) -> None:
     )
     assert missing.exit_code != 0 and "no Butler repository" in missing.output
     assert not (tmp_path / "x.parquet").exists()
+
+
+def test_repository_without_images(images_repo: ImageRepo, tmp_path: Path) -> None:
+    out = tmp_path / "empty.parquet"
+    build = build_obscore(images_repo.root, out, URL, collections="no/such/collection")
+    assert build.rows == {} and "no images" in build.summary()
+    metadata, table = read_obscore(out)
+    assert table.num_rows == 0 and table.column_names == list(metadata.column_names)

@@ -275,15 +275,7 @@ def obscore_rows(
     }
     rows: list[dict[str, Any]] = []
     for product in _products():
-        refs = butler.query_datasets(
-            product.dataset_type,
-            collections=collection,
-            find_first=True,
-            with_dimension_records=True,
-            limit=None,
-            explain=False,
-            **product.where,
-        )
+        refs = _refs(butler, product, collection, with_dimension_records=True)
         for ref in sorted(refs, key=lambda r: tuple(r.dataId.required.values())):
             row = _empty_row(schema.names)
             did = dataset_id_uri(ref, repo_label)
@@ -360,6 +352,27 @@ def obscore_rows(
     return pa.Table.from_pylist(rows, schema=schema)
 
 
+def _refs(
+    butler: Any, product: _Product, collection: str, with_dimension_records: bool = False
+) -> list[Any]:
+    """Datasets of one product; none when the repository lacks its type or collection."""
+    from lsst.daf.butler import MissingCollectionError, MissingDatasetTypeError
+
+    try:
+        return butler.query_datasets(
+            product.dataset_type,
+            collections=collection,
+            find_first=True,
+            with_dimension_records=with_dimension_records,
+            limit=None,
+            explain=False,
+            **product.where,
+        )
+    except (MissingDatasetTypeError, MissingCollectionError) as exc:
+        _log.info("ObsCore: no %s (%s)", product.dataset_type, exc)
+        return []
+
+
 def _records(butler: Any, element: str) -> list[Any]:
     from dpzero.repo import INSTRUMENT
 
@@ -377,14 +390,7 @@ def _cache_key(butler: Any, service_url: str, repo_label: str, collections: str 
     digest = hashlib.sha256()
     digest.update(f"v1|{service_url}|{repo_label}|{collections or RELEASE_COLLECTION}".encode())
     for product in _products():
-        refs = butler.query_datasets(
-            product.dataset_type,
-            collections=collections or RELEASE_COLLECTION,
-            find_first=True,
-            limit=None,
-            explain=False,
-            **product.where,
-        )
+        refs = _refs(butler, product, collections or RELEASE_COLLECTION)
         for dataset_id in sorted(str(r.id) for r in refs):
             digest.update(dataset_id.encode())
     return digest.hexdigest()
