@@ -163,7 +163,12 @@ def test_publish_matches_butler_row_for_row_next_to_other_databases(
     before = engine.tap_schema().tables["tables"].to_pylist()
     assert {r["schema_name"] for r in before} >= {"dp02_previous"}
 
+    # A query in flight when the new database is published finishes with all its rows.
+    in_flight = engine.execute(
+        "SELECT forcedSourceId FROM dp02_previous.ForcedSource", {}, maxrec=10_000
+    )
     report = publish_catalogs(str(repo), COLLECTION, store)
+    assert sum(b.num_rows for b in in_flight.batches()) == 80 and in_flight.error is None
     assert report.datasets == {
         "Object": 1,
         "Source": 2,
