@@ -147,6 +147,7 @@ def test_pipetask_failed_quantum_alone_then_resume_reruns_it_and_downstream(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # ~3 min on an idle machine; Parsl start-up per job is long
 def test_bps_failed_job_alone_then_restart_reruns_it_and_downstream(
     tiny_repo: Path, tmp_path: Path
 ) -> None:
