@@ -160,3 +160,24 @@ def test_non_region_column_is_a_clear_error(server: ServerProcess) -> None:
     )
     assert response.status_code == 400
     assert "s_ra" in response.text and "not region-valued" in response.text
+
+
+def test_objects_with_their_images(tap: pyvo.dal.TAPService, everything: Table) -> None:
+    """A catalog table joined with ObsCore on the image footprints (pruned by the cone)."""
+    cone = "CONTAINS(POINT('ICRS', o.ra, o.dec), CIRCLE('ICRS', 62.0, -37.0, 0.01)) = 1"
+    got = tap.search(
+        "SELECT o.objectId, c.obs_publisher_did FROM dp01_dc2_catalogs.object AS o "
+        "JOIN ivoa.ObsCore AS c ON CONTAINS(POINT('ICRS', o.ra, o.dec), c.s_region) = 1 "
+        f"WHERE {cone}"
+    ).to_table()
+    objects = tap.search(
+        f"SELECT o.objectId, o.ra, o.dec FROM dp01_dc2_catalogs.object AS o WHERE {cone}"
+    ).to_table()
+    expected = {
+        (int(obj["objectId"]), str(row["obs_publisher_did"]))
+        for obj in objects
+        for row in everything
+        if _polygon(str(row["s_region"])).contains(_vector(float(obj["ra"]), float(obj["dec"])))
+    }
+    assert len(objects) > 0 and expected  # 99 objects, 2 of them on an image
+    assert {(int(r["objectId"]), str(r["obs_publisher_did"])) for r in got} == expected
