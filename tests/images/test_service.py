@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -187,3 +189,24 @@ def test_fits_template_writes_what_write_fits_writes(images_repo: ImageRepo, whi
         assert hdul[0].header["SODAPOS"] == long_text
         np.testing.assert_array_equal(hdul["IMAGE"].data, first.image)
         np.testing.assert_array_equal(hdul["MASK"].data, first.mask)
+
+
+def test_missing_file_is_not_found(images_repo: ImageRepo, tmp_path: Path) -> None:
+    """A dataset the registry knows but whose file is gone: 404, never a crash."""
+    copy = tmp_path / "repo"
+    shutil.copytree(images_repo.root, copy)
+    with Butler(str(copy)) as butler:
+        stored = Path(butler.getURI(images_repo.calexp).ospath)
+        assert stored.is_relative_to(copy)  # the copy's own file, not the shared one
+        stored.unlink()
+    service = ImageService.open(str(copy))
+    try:
+        dataset_id = images_repo.id_of(images_repo.calexp)
+        with pytest.raises(NotFoundFault, match=r"the file of dataset .* is missing"):
+            service.cutout(dataset_id, CircleRegion(62.0, -37.0, 0.001))
+        with pytest.raises(NotFoundFault, match="is missing"):
+            service.dataset_file(dataset_id)
+        links = service.links([dataset_id], "http://x")
+        assert b"NotFoundFault: the file of dataset" in links
+    finally:
+        service.close()

@@ -280,11 +280,17 @@ class ImageService:
                 f"{dataset_id.strip()} is a {ref.datasetType.name} ({storage_class}), "
                 "not an image: cutouts are made of images"
             )
-        wcs, image_box = self._geometry(ref)
+        try:
+            wcs, image_box = self._geometry(ref)
+        except FileNotFoundError:
+            raise NotFoundFault(f"the file of dataset {dataset_id.strip()} is missing") from None
         if wcs is None:
             raise UsageFault(f"{dataset_id.strip()} has no WCS: no sky region can be cut out")
         box = cutout_box(region, wcs, image_box)
-        exposure = self.butler().get(ref, parameters={"bbox": box})
+        try:
+            exposure = self.butler().get(ref, parameters={"bbox": box})
+        except FileNotFoundError:
+            raise NotFoundFault(f"the file of dataset {dataset_id.strip()} is missing") from None
         provenance = (
             ("SODAID", dataset_id.strip()),
             ("SODAPOS", region.describe()),
