@@ -229,3 +229,46 @@ def test_parse_stcs_shapes() -> None:
     assert parse_stcs("circle icrs 10 20 0.5").radius == 0.5  # type: ignore[union-attr]
     box = parse_stcs("BOX ICRS 10 20 1 1")
     assert len(box.vertices) == 4  # type: ignore[union-attr]
+
+
+def test_region_columns_on_both_sides(
+    connection: duckdb.DuckDBPyConnection, footprints: list[tuple[str, ConvexPolygon]]
+) -> None:
+    n = len(footprints)
+    got = set(
+        run(
+            connection,
+            "SELECT a.obs_id, b.obs_id FROM ivoa.obscore AS a, ivoa.obscore AS b "
+            f"WHERE INTERSECTS(a.s_region, b.s_region) = 1 AND a.obs_id < {n} "
+            f"AND b.obs_id < {n}",
+        )
+    )
+    expected = {
+        (i, j)
+        for i, (_, p) in enumerate(footprints)
+        for j, (_, q) in enumerate(footprints)
+        if not p.isDisjointFrom(q)
+    }
+    assert len(expected) > n  # overlapping pairs besides each footprint with itself
+    assert got == expected
+
+
+def test_region_inside_region(
+    connection: duckdb.DuckDBPyConnection, footprints: list[tuple[str, ConvexPolygon]]
+) -> None:
+    n = len(footprints)
+    got = set(
+        run(
+            connection,
+            "SELECT a.obs_id, b.obs_id FROM ivoa.obscore AS a, ivoa.obscore AS b "
+            f"WHERE CONTAINS(a.s_region, b.s_region) = 1 AND a.obs_id < {n} AND b.obs_id < {n}",
+        )
+    )
+    expected = {
+        (i, j)
+        for i, (_, p) in enumerate(footprints)
+        for j, (_, q) in enumerate(footprints)
+        if q.contains(p)
+    }
+    assert {(i, i) for i in range(n)} <= expected  # each footprint lies in itself
+    assert got == expected

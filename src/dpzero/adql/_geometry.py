@@ -220,7 +220,9 @@ class Polygon:
         """Whether positions lie in the polygon (boundary included for convex ones)."""
         p = unit_vectors(ra, dec)
         if self.is_convex:
-            return np.all(p @ self.edge_normals.T >= 0, axis=-1)
+            # Vertices lie on their own edges only up to rounding, which short edges
+            # amplify: allow 1e-12 rad (0.2 micro-arcsec).
+            return np.all(p @ self.edge_normals.T >= -1e-12, axis=-1)
         centre, e1, e2, xy = self.gnomonic
         w = p @ centre
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -340,7 +342,15 @@ def _arcs_cross(
     n1, n2 = np.cross(a, b), np.cross(c, d)
     line = np.cross(n1, n2)
     if np.linalg.norm(line) < 1e-15:
-        return False
+        # Both arcs on one great circle: they share a point when an end of one lies
+        # on the other (a polygon against itself, neighbours sharing an edge).
+        if strict:
+            return False
+
+        def on(x: np.ndarray, p: np.ndarray, q: np.ndarray, n: np.ndarray) -> bool:
+            return bool(np.dot(np.cross(p, x), n) >= -1e-15 and np.dot(np.cross(x, q), n) >= -1e-15)
+
+        return any(on(x, a, b, n1) for x in (c, d)) or any(on(x, c, d, n2) for x in (a, b))
     line /= np.linalg.norm(line)
     tolerance = 1e-12 if strict else 0.0
     for x in (line, -line):

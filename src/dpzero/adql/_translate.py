@@ -250,11 +250,9 @@ def _side_geometries(
 ) -> tuple[np.ndarray, list[tuple[str | None, tuple[float | None, ...]]]]:
     """One side of `REGION_RELATION` as an index per row into its distinct geometries
     (``(text, params)``; a stored region column has few or many, a query constant one)."""
-    codes = (
-        pc.dictionary_encode(text).combine_chunks()
-        if isinstance(text, pa.ChunkedArray)
-        else (pc.dictionary_encode(text))
-    )
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    codes = pc.dictionary_encode(text)
     text_ids = codes.indices.to_numpy(zero_copy_only=False)
     text_ids = np.where(np.asarray(codes.indices.is_null()), -1, text_ids).astype(np.int64)
     texts = [*codes.dictionary.to_pylist(), None]
@@ -283,7 +281,7 @@ def _side_geometries(
 
 
 def _caps(geometries: list[tuple[str | None, tuple[float | None, ...]]]) -> np.ndarray:
-    """(n, 4) bounding caps; NaN radius where unknown (such rows are always decided)."""
+    """(n, 4) bounding caps; NaN where unknown (such rows are decided exactly)."""
     out = np.full((len(geometries), 4), np.nan)
     for i, (text, params) in enumerate(geometries):
         cap = _bounding_cap(text, params)
