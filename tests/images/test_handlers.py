@@ -43,7 +43,10 @@ def links_table(content: bytes) -> dict[str, list]:
 
 def test_links_of_a_calexp(client: httpx.Client, images_repo: ImageRepo) -> None:
     dataset_id = images_repo.id_of(images_repo.calexp)
-    response = client.get("/api/datalink/links", params={"id": dataset_id})
+    response = client.get(
+        "/api/datalink/links",
+        params={"id": dataset_id, "responseformat": "application/x-votable+xml; content=datalink"},
+    )
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("application/x-votable+xml")
     rows = links_table(response.content)

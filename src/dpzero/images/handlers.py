@@ -60,7 +60,7 @@ User = Annotated[str, Depends(_user)]
 
 def _check_format(params: dict[str, list[str]], accepted: tuple[str, ...]) -> None:
     for value in params.get("RESPONSEFORMAT", []):
-        if value.strip().lower() not in accepted:
+        if value.replace(" ", "").lower() not in accepted:
             raise UsageFault(f"RESPONSEFORMAT {value!r} is not served; use {accepted[0]}")
 
 
