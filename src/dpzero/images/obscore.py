@@ -152,7 +152,7 @@ def _stcs(vertices: Iterable[tuple[float, float]]) -> str:
 
 
 def _footprint(ra: np.ndarray, dec: np.ndarray) -> tuple[list[tuple[float, float]], float, float]:
-    """Convex hull vertices (counter-clockwise), centre and diameter (deg) of corners."""
+    """Convex hull of corners: vertices (counter-clockwise) and centre, in degrees."""
     from lsst.sphgeom import LonLat
 
     from dpzero.repo.records import polygon
@@ -199,8 +199,8 @@ def _read_pixels(butler: Any, ref: Any) -> _Pixels | None:
         return None
     if wcs is None:
         return None
-    # Pixel centres run from x0 to x0 + width - 1 in the parent frame; the footprint is
-    # the outer edge of the pixels. The WCS is that of the parent frame shifted by x0, y0.
+    # The WCS maps the pixel array's indices (centres 0 … width - 1); the footprint is
+    # the outer edge of the pixels.
     x = np.array([-0.5, box.width - 0.5, box.width - 0.5, -0.5])
     y = np.array([-0.5, -0.5, box.height - 0.5, box.height - 0.5])
     world = wcs.pixel_to_world_values(x, y)
