@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from astropy.io.votable import parse
 from fastapi import FastAPI
+from lsst.daf.butler import Butler
 
 from dpzero.auth import READ_IMAGE, READ_TAP, install_auth
 from dpzero.config import Settings
@@ -50,15 +51,31 @@ def test_links_of_a_calexp(client: httpx.Client, images_repo: ImageRepo) -> None
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("application/x-votable+xml")
     rows = links_table(response.content)
-    assert rows["semantics"] == ["#this", "#cutout"]
-    assert rows["ID"] == [dataset_id, dataset_id]
+    assert rows["semantics"] == ["#this", "#cutout", "#auxiliary", "#auxiliary", "#auxiliary"]
+    assert rows["ID"] == [dataset_id] * 5
     url = urlparse(rows["access_url"][0])
     assert (url.scheme, url.netloc, url.path) == ("https", "data.example.org", "/api/datalink/file")
     assert parse_qs(url.query) == {"ID": [dataset_id]}
     assert rows["service_def"][1] == "cutout-sync"
-    assert rows["content_type"] == ["application/fits", "application/fits"]
+    assert rows["content_type"][:2] == ["application/fits", "application/fits"]
     size = len(client.get(rows["access_url"][0].removeprefix("https://data.example.org")).content)
     assert rows["content_length"][0] == size
+    # The other products of the visit and detector, each its own file.
+    with Butler(images_repo.root) as butler:
+        expected = {
+            name: butler.find_dataset(
+                name, images_repo.calexp.dataId, collections=images_repo.calexp.run
+            )
+            for name in ("calexpBackground", "icSrc", "src")
+        }
+        for index, name in enumerate(sorted(expected), start=2):
+            other = expected[name]
+            assert other is not None
+            link = parse_qs(urlparse(rows["access_url"][index]).query)["ID"][0]
+            assert link == images_repo.id_of(other)
+            assert rows["description"][index].startswith(f"The {name} of detector 94, visit 512055")
+            path = rows["access_url"][index].removeprefix("https://data.example.org")
+            assert client.get(path).content == butler.getURI(other).read()
 
 
 def test_links_of_several_ids_with_faults(client: httpx.Client, images_repo: ImageRepo) -> None:
@@ -71,11 +88,17 @@ def test_links_of_several_ids_with_faults(client: httpx.Client, images_repo: Ima
     response = client.post("/api/datalink/links", data={"ID": ids})
     assert response.status_code == 200, response.text
     rows = links_table(response.content)
-    assert rows["ID"] == [ids[0], ids[1], ids[2], ids[3], ids[3]]
-    assert rows["semantics"] == ["#this", "#this", "#this", "#this", "#cutout"]
+    assert rows["ID"] == [ids[0]] * 4 + [ids[1], ids[2]] + [ids[3]] * 4
+    assert rows["semantics"] == [
+        *("#this", "#auxiliary", "#auxiliary", "#auxiliary"),  # src: calexp, background, icSrc
+        *("#this", "#this"),
+        *("#this", "#cutout", "#auxiliary", "#auxiliary"),  # deepCoadd: _calexp, _meas
+    ]
     assert rows["content_type"][0] == "application/vnd.apache.parquet"  # a table: no cutout
-    assert rows["error_message"][1].startswith("NotFoundFault: no dataset")
-    assert rows["error_message"][2].startswith("UsageFault: invalid dataset ID 'nonsense'")
+    assert rows["error_message"][4].startswith("NotFoundFault: no dataset")
+    assert rows["error_message"][5].startswith("UsageFault: invalid dataset ID 'nonsense'")
+    assert rows["description"][-2].startswith("The deepCoadd_calexp of ")
+    assert rows["description"][-1].startswith("The deepCoadd_meas of ")
 
 
 @pytest.mark.parametrize(
@@ -201,6 +224,6 @@ def test_the_gate_guards_the_image_routes(
             )
             assert allowed.status_code == 200
             rows = links_table(allowed.content)
-            assert rows["link_auth"] == ["required", "required"]
+            assert set(rows["link_auth"]) == {"required"}
     finally:
         context.store.close()

@@ -23,7 +23,12 @@ from dpzero.images.cutout import SkyRegion, cutout_box
 from dpzero.images.datalink import LinkRow, SodaDescriptor, links_votable
 from dpzero.images.faults import ImageServiceError, NotFoundFault, UsageFault
 from dpzero.images.fits_template import ExposureFitsTemplate
-from dpzero.images.ids import DEFAULT_REPO_LABEL, DatasetIdError, parse_dataset_id
+from dpzero.images.ids import (
+    DEFAULT_REPO_LABEL,
+    DatasetIdError,
+    dataset_id_uri,
+    parse_dataset_id,
+)
 from dpzero.repo.exposure import Box
 
 __all__ = ["CUTOUT_STORAGE_CLASSES", "Cutout", "DatasetFile", "ImageService"]
@@ -234,6 +239,7 @@ class ImageService:
                 )
             )
             if ref.datasetType.storageClass_name not in CUTOUT_STORAGE_CLASSES:
+                rows.extend(self._auxiliary_rows(dataset_id, ref, base_url, auth))
                 continue
             resource_id = "cutout-sync" if not descriptors else f"cutout-sync-{len(descriptors)}"
             descriptors.append(
@@ -251,7 +257,56 @@ class ImageService:
                     link_authorized=True,
                 )
             )
+            rows.extend(self._auxiliary_rows(dataset_id, ref, base_url, auth))
         return links_votable(rows, descriptors)
+
+    def _auxiliary_rows(
+        self, dataset_id: str, ref: DatasetRef, base_url: str, auth: str
+    ) -> list[LinkRow]:
+        """``#auxiliary`` links to the other products of the same data ID and run."""
+        from urllib.parse import quote
+
+        rows = []
+        for other in self._related(ref):
+            other_id = dataset_id_uri(other, self.repo_label)
+            try:
+                file = self._dataset_file(other, other_id)
+            except ImageServiceError:
+                continue  # a missing file is no link
+            rows.append(
+                LinkRow(
+                    dataset_id,
+                    "#auxiliary",
+                    access_url=f"{base_url}/api/datalink/file?ID={quote(other_id, safe='')}",
+                    description=f"The {_describe(other)} ({other_id})",
+                    content_type=file.content_type,
+                    content_length=file.size,
+                    link_auth=auth,
+                    link_authorized=True,
+                )
+            )
+        return rows
+
+    @functools.lru_cache(maxsize=1024)  # noqa: B019  (a read-only repository)
+    def _related(self, ref: DatasetRef) -> tuple[DatasetRef, ...]:
+        """Datasets of the same run and data ID (a calexp's src and background…)."""
+        if ref.datasetType.isCalibration() or not ref.dataId.required:
+            return ()
+        butler = self.butler()
+        names = [
+            dataset_type.name
+            for dataset_type in butler.registry.queryDatasetTypes()
+            if dataset_type.dimensions == ref.datasetType.dimensions
+            and dataset_type.name != ref.datasetType.name
+            and not dataset_type.isCalibration()
+            and not dataset_type.isComponent()
+        ]
+        if not names:
+            return ()
+        found = butler.registry.queryDatasets(
+            names, collections=ref.run, dataId=ref.dataId, findFirst=True
+        )
+        return tuple(sorted(found, key=lambda other: other.datasetType.name))
 
     @functools.lru_cache(maxsize=1024)  # noqa: B019
     def _geometry(self, ref: DatasetRef) -> tuple[WCS | None, Box]:
