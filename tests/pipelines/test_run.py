@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from lsst.daf.butler import Butler
@@ -13,7 +16,7 @@ from dpzero.cli import main
 from dpzero.errors import InvalidInputError, OutputExistsError
 from dpzero.pipelines import pipeline_path, run_pipeline
 
-from .conftest import DETECTORS, NJY_PER_E, VISITS
+from .conftest import DETECTORS, NJY_PER_E, VISITS, TinyRelease
 
 
 def test_pipeline_yaml_has_rubin_shape() -> None:
@@ -73,7 +76,10 @@ def test_run_then_resume_only_missing(tiny_repo: Path) -> None:
 
 
 @pytest.mark.slow
-def test_whole_pipeline_two_processes_and_nothing_left_to_do(tiny_repo: Path) -> None:
+@pytest.mark.timeout(1800)  # ~2 min on a quiet machine; more on a loaded one
+def test_whole_pipeline_two_processes_and_nothing_left_to_do(
+    tiny_repo: Path, tiny_release: TinyRelease, tmp_path: Path
+) -> None:
     report = run_pipeline(str(tiny_repo), "u/test/j2", jobs=2)
     assert report.failed == 0 and report.succeeded == report.total
     with Butler.from_config(str(tiny_repo), collections="u/test/j2") as butler:
@@ -85,8 +91,121 @@ def test_whole_pipeline_two_processes_and_nothing_left_to_do(tiny_repo: Path) ->
         coadd = butler.get(coadds[0])
         assert np.isfinite(coadd.image).all() and coadd.psf is not None
         assert len(butler.query_datasets("deepCoadd_meas")) >= 1
+        _check_dp02_tables(butler, tiny_release)
     nothing = run_pipeline(str(tiny_repo), "u/test/j2", resume=True)
     assert (nothing.succeeded, nothing.total) == (0, 0)
+    _check_validation(tiny_repo, "u/test/j2", tiny_release, tmp_path)
+
+
+def _truth(release: TinyRelease) -> pa.Table:
+    return pa.table(
+        {
+            "ra": [s.ra for s in release.stars],
+            "dec": [s.dec for s in release.stars],
+            "truth_type": np.full(len(release.stars), 2, np.int32),
+            **{
+                f"flux_{band}": [s.electrons[band] * njy for s in release.stars]
+                for band, njy in NJY_PER_E.items()
+            },
+        }
+    )
+
+
+def _check_dp02_tables(butler: Butler, release: TinyRelease) -> None:
+    """Every DP0.2 table: Felis columns and types, ids, and values against the stars."""
+    from astropy.coordinates import SkyCoord
+
+    from dpzero.pipelines.tasks.tables import ccd_visit_id
+
+    from .test_deblend import _check_against_schema
+
+    objects = pa.concat_tables([butler.get(r) for r in butler.query_datasets("objectTable_tract")])
+    _check_against_schema(objects, "Object")
+    ids = objects.column("objectId").to_numpy()
+    assert len(np.unique(ids)) == len(ids)
+    patch = objects.column("patch").to_numpy()
+    tract = objects.column("tract").to_numpy()
+    assert (ids >> 43 == tract * 49 + patch).all()
+    primary = objects.filter(objects.column("detect_isPrimary"))
+    stars = SkyCoord([s.ra for s in release.stars], [s.dec for s in release.stars], unit="deg")
+    found = SkyCoord(
+        primary.column("coord_ra").to_numpy(), primary.column("coord_dec").to_numpy(), unit="deg"
+    )
+    idx, sep, _ = found.match_to_catalog_sky(stars)
+    # Every primary object is a star (there is nothing else in the scene), once.
+    assert (sep.arcsec < 0.5).mean() > 0.95
+    close = sep.arcsec < 0.5
+    assert len(np.unique(idx[close])) == close.sum()
+    flux = primary.column("i_psfFlux").to_numpy(zero_copy_only=False)
+    err = primary.column("i_psfFluxErr").to_numpy(zero_copy_only=False)
+    truth = np.array([release.stars[i].electrons["i"] * NJY_PER_E["i"] for i in idx])
+    clean = ~primary.column("i_calibFlux_flag").to_numpy(zero_copy_only=False)
+    bright = close & clean & (flux / err > 50) & (idx != 44)
+    assert bright.sum() >= 10
+    assert float(np.sqrt(np.mean(sep.arcsec[bright] ** 2))) < 0.03
+    assert abs(float(np.median(flux[bright] / truth[bright])) - 1) < 0.02
+
+    sources = [butler.get(r) for r in butler.query_datasets("sourceTable_visit")]
+    assert len(sources) == len(VISITS)
+    for table in sources:
+        _check_against_schema(table, "Source")
+        ccd = ccd_visit_id(table.column("visit").to_numpy(), table.column("detector").to_numpy())
+        assert (table.column("ccdVisitId").to_numpy() == ccd).all()
+        assert (table.column("sourceId").to_numpy() >> 20 == ccd).all()
+    forced = pa.concat_tables(
+        [butler.get(r) for r in butler.query_datasets("forcedSourceTable_tract")]
+    )
+    _check_against_schema(forced, "ForcedSource")
+    assert set(forced.column("objectId").to_numpy()) <= set(ids)
+    assert set(forced.column("band").to_pylist()) == {"i", "r"}
+    # Forced PSF fluxes of the bright stars on each calexp agree with the truth.
+    f_ra, f_dec = forced.column("coord_ra").to_numpy(), forced.column("coord_dec").to_numpy()
+    f_idx, f_sep, _ = SkyCoord(f_ra, f_dec, unit="deg").match_to_catalog_sky(stars)
+    f_flux = forced.column("psfFlux").to_numpy(zero_copy_only=False)
+    f_err = forced.column("psfFluxErr").to_numpy(zero_copy_only=False)
+    bands = forced.column("band").to_pylist()
+    f_truth = np.array(
+        [release.stars[i].electrons[b] * NJY_PER_E[b] for i, b in zip(f_idx, bands, strict=True)]
+    )
+    good = (f_sep.arcsec < 0.3) & (f_flux / f_err > 50) & (f_idx != 44)
+    assert good.sum() >= 10
+    assert abs(float(np.median(f_flux[good] / f_truth[good])) - 1) < 0.02
+
+    (visits,) = [butler.get(r) for r in butler.query_datasets("visitTable")]
+    _check_against_schema(visits, "Visit")
+    assert visits.column("visit").to_pylist() == sorted(VISITS)
+    assert visits.column("band").to_pylist() == [VISITS[v][0] for v in sorted(VISITS)]
+    (ccds,) = [butler.get(r) for r in butler.query_datasets("ccdVisitTable")]
+    _check_against_schema(ccds, "CcdVisit")
+    assert ccds.num_rows == len(VISITS) * len(DETECTORS)
+    zero_points = dict(
+        zip(ccds.column("band").to_pylist(), ccds.column("zeroPoint").to_pylist(), strict=True)
+    )
+    for band, njy in NJY_PER_E.items():
+        assert zero_points[band] == pytest.approx(31.4 - 2.5 * np.log10(njy), abs=0.03)
+
+
+def _check_validation(repo: Path, collection: str, release: TinyRelease, tmp_path: Path) -> None:
+    truth_file = tmp_path / "truth.parquet"
+    pq.write_table(_truth(release), truth_file)
+    out = tmp_path / "validation"
+    result = CliRunner().invoke(
+        main,
+        [
+            "pipeline", "validate", "--repo", str(repo), "--collection", collection,
+            "--truth", str(truth_file), "--out", str(out),
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "astrometry rms" in result.output
+    report = json.loads((out / "validation.json").read_text())
+    assert report["astrometry_rms_mas"] < 20
+    bright = [b for b in report["bands"] if b["bright_stars"] >= 5]
+    assert {b["band"] for b in bright} == {"i", "r"}
+    for band in bright:
+        assert abs(band["bright_offset_percent"]) < 2
+    for name in ("astrometry", "photometry", "completeness", "extendedness"):
+        assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_run_refuses_bad_arguments(tmp_path: Path) -> None:

@@ -3,7 +3,8 @@
 What it measures, on the primary objects (``detect_isPrimary``) of every
 ``objectTable_tract`` of a run, matched to the truth within ``match_radius``:
 
-- astrometry: rms separation (mas) of bright stars (PSF S/N > 100 in the band);
+- astrometry: rms separation (mas) of bright stars (PSF S/N > 100 in a band, with no
+  masked pixel within 12 pixels: edges of the data and saturated stars are left out);
 - photometry: PSF magnitude minus true magnitude of stars per band, median and
   robust scatter (1.4826·MAD) in bins of true magnitude, and for the bright stars;
 - completeness: fraction of true stars in the coadds' footprint with a matched
@@ -212,7 +213,11 @@ def validate_run(
             snr = flux / err
             dm = -2.5 * np.log10(flux / tflux)
         tmag = AB_NJY - 2.5 * np.log10(np.where(tflux > 0, tflux, np.nan))
-        use = star & np.isfinite(dm) & np.isfinite(tmag)
+        # Clean measurements: no masked pixel (no data, saturation) within 12 pixels.
+        clean = (_column(primary, f"{band}_psfFlux_flag") == 0) & (
+            _column(primary, f"{band}_calibFlux_flag") == 0
+        )
+        use = star & clean & np.isfinite(dm) & np.isfinite(tmag)
         bright = use & (snr > BRIGHT_SNR)
         bright_any |= bright
         ratio = flux[bright] / tflux[bright] - 1.0
