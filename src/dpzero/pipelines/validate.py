@@ -7,8 +7,9 @@ What it measures, on the primary objects (``detect_isPrimary``) of every
   masked pixel within 12 pixels: edges of the data and saturated stars are left out);
 - photometry: PSF magnitude minus true magnitude of stars per band, median and
   robust scatter (1.4826·MAD) in bins of true magnitude, and for the bright stars;
-- completeness: fraction of true stars in the coadds' footprint with a matched
-  object, per magnitude bin of the reference band, its 50 % magnitude, and the
+- completeness: fraction of true stars (and of all true objects) in the coadds'
+  footprint with a matched object, per magnitude bin of the reference band, its 50 %
+  magnitude, and the
   truth depth: the 5σ point-source magnitude of the coadd (its median variance
   over the PSF's noise-equivalent area 4πσ²);
 - star/galaxy separation: ``refExtendedness`` against the true type.
@@ -69,6 +70,8 @@ class ValidationReport:
     bands: list[BandResult]
     completeness_bins: list[dict[str, float]]
     completeness_50_mag: float
+    completeness_all_bins: list[dict[str, float]]
+    completeness_all_50_mag: float
     depth_m5: float
     star_as_point_fraction: float
     galaxy_as_extended_fraction: float
@@ -119,6 +122,8 @@ class ValidationReport:
             f"{f'{self.reference_band} 50% completeness, stars (mag)':<44} "
             f"{self.completeness_50_mag:>10.2f}  within {GOALS['completeness_mag']} of "
             f"{self.depth_m5:.2f} ({ok('completeness')}; Δ {self.completeness_offset:+.2f})",
+            f"{f'{self.reference_band} 50% completeness, all objects (mag)':<44} "
+            f"{self.completeness_all_50_mag:>10.2f}",
             f"{'stars classified point-like (%)':<44} {100 * self.star_as_point_fraction:>10.1f}",
             f"{'galaxies classified extended (%)':<44} "
             f"{100 * self.galaxy_as_extended_fraction:>10.1f}  ({self.classified} objects S/N>20)",
@@ -131,9 +136,11 @@ class ValidationReport:
                     f"  {row['mag']:>6.2f} {int(row['n']):>5} {row['median']:>10.4f} "
                     f"{row['scatter']:>8.4f}"
                 )
-        lines.append("completeness bins:")
-        for row in self.completeness_bins:
-            lines.append(f"  {row['mag']:>6.2f} {int(row['n']):>5} {row['fraction']:>6.2f}")
+        lines.append("completeness bins (stars; all objects):")
+        for rows in (self.completeness_bins, self.completeness_all_bins):
+            for row in rows:
+                lines.append(f"  {row['mag']:>6.2f} {int(row['n']):>5} {row['fraction']:>6.2f}")
+            lines.append("  --")
         if self.plots:
             lines.append("plots: " + ", ".join(self.plots))
         return "\n".join(lines)
@@ -240,6 +247,8 @@ def validate_run(
     t_star = t_type[t_idx] == 2
     comp_bins = _completeness(t_mag[t_star], matched_truth[t_star])
     m50 = _fifty_percent(comp_bins)
+    # Galaxies too (their 50 % lies brighter than a point source's depth).
+    comp_all = _completeness(t_mag, matched_truth)
 
     # Star/galaxy separation on objects measured well in the reference band.
     ext = _column(primary, "refExtendedness")
@@ -264,6 +273,8 @@ def validate_run(
         bands=band_results,
         completeness_bins=comp_bins,
         completeness_50_mag=m50,
+        completeness_all_bins=comp_all,
+        completeness_all_50_mag=_fifty_percent(comp_all),
         depth_m5=depth[ref_band],
         star_as_point_fraction=stars_ok,
         galaxy_as_extended_fraction=galaxies_ok,
@@ -492,11 +503,13 @@ def _plots(
 
     fig, ax = plt.subplots(figsize=(5, 4))
     bins = report.completeness_bins
-    ax.plot([b["mag"] for b in bins], [b["fraction"] for b in bins], "o-")
+    ax.plot([b["mag"] for b in bins], [b["fraction"] for b in bins], "o-", label="stars")
+    every = report.completeness_all_bins
+    ax.plot([b["mag"] for b in every], [b["fraction"] for b in every], "s--", label="all")
     ax.axhline(0.5, color="grey", lw=0.5)
     ax.axvline(report.depth_m5, color="red", lw=0.8, label="5σ depth")
     ax.set_xlabel(f"true {report.reference_band} (mag)")
-    ax.set_ylabel("completeness (stars)")
+    ax.set_ylabel("completeness")
     ax.set_title(f"50 % at {report.completeness_50_mag:.2f}")
     ax.legend()
     written.append(_save(fig, out / "completeness.png"))
