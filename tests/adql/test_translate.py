@@ -522,3 +522,36 @@ def test_circles_of_columns_meeting_a_polygon(con, catalog, objects, vertices) -
     assert expected_mask.sum() > 50 and (expected_mask & ~inside).sum() > 20
     wrong = np.flatnonzero((got_mask != expected_mask) & clear)
     assert wrong.size == 0, np.stack([ra[wrong], dec[wrong], distance[wrong]], axis=1)
+
+
+PAIR_FORMS = [
+    "ON CONTAINS(POINT('ICRS', b.ra, b.dec), CIRCLE('ICRS', a.ra, a.dec, {r})) = 1",
+    "ON DISTANCE(POINT('ICRS', a.ra, a.dec), POINT('ICRS', b.ra, b.dec)) < {r}",
+    "ON {r} >= DISTANCE(POINT(a.ra, a.dec), POINT(b.ra, b.dec))",
+    "ON 1 = 1 WHERE DISTANCE(POINT('ICRS', a.ra, a.dec), POINT('ICRS', b.ra, b.dec)) <= {r}",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("form", PAIR_FORMS)
+def test_neighbour_pairs_equal_brute_force_and_join_by_range(con, catalog, objects, form) -> None:
+    """Each form of a pair condition gives the brute-force pairs (NaN/NULL rows too) and
+    is planned as a range join on declination, not a nested loop over all pairs."""
+    r = 0.05
+    objects = objects.slice(0, 8000)  # the all-sky rows and the dense DC2 cone
+    con.register("pair_arrow", objects)
+    text = f"SELECT a.objectId, b.objectId FROM dp.obj AS a JOIN dp.obj AS b {form.format(r=r)}"
+    sql = to_duckdb(resolve(parse_adql(text), catalog), table_names={"dp.obj": "pair_arrow"})
+    assert "IE_JOIN" in con.sql(f"EXPLAIN {sql}").fetchall()[0][1].upper().replace(" ", "_")
+    got = set(con.sql(sql).fetchall())
+    ra, dec = objects["ra"].to_numpy(), objects["dec"].to_numpy()
+    ident = objects["objectId"].to_numpy()
+    order = np.argsort(dec)
+    want = set()
+    for i in range(len(ra)):
+        lo, hi = np.searchsorted(dec[order], [dec[i] - r - 1e-6, dec[i] + r + 1e-6])
+        near = order[lo:hi]
+        close = near[separation(ra[near], dec[near], ra[i], dec[i]) <= r]
+        want.update((int(ident[i]), int(ident[j])) for j in close)
+    assert len(want) > len(ra)  # every row with itself and some neighbours
+    assert got == want

@@ -120,6 +120,9 @@ _SIMPLE_FUNCTIONS = {
 }
 
 
+#: Degrees added to the declination range implied by a distance limit (rounding).
+_DEC_RANGE_MARGIN = 1e-9
+
 #: Name of the DuckDB function deciding CONTAINS/INTERSECTS on region-valued columns.
 REGION_RELATION = "adql_region_relation"
 _STRING_TYPES = {"char", "string", "unicode", "text", "varchar"}
@@ -448,6 +451,13 @@ def _constant(node: exp.Expression) -> float | None:
     return None
 
 
+def _dec_range(dec: str, centre_dec: str, r: str) -> str:
+    """``dec`` within ``r`` of ``centre_dec``, as two comparisons rather than BETWEEN:
+    DuckDB plans a join on them as a range join (IEJoin), but a nested loop for a
+    BETWEEN of expressions (such as NULLIF of the columns)."""
+    return f"{dec} >= ({centre_dec}) - ({r}) AND {dec} <= ({centre_dec}) + ({r})"
+
+
 @dataclass
 class _Geometry:
     """A geometry value: ``point`` (ra, dec), ``circle`` (ra, dec, r) or ``polygon``."""
@@ -532,6 +542,8 @@ class _Translator:
             return node
         if isinstance(node, exp.EQ):
             return self.comparison(node)
+        if isinstance(node, exp.LT | exp.LTE | exp.GT | exp.GTE):
+            return self.distance_limit(node)
         if isinstance(node, exp.Cast):
             return self.cast(node)
         if isinstance(node, exp.Anonymous):
@@ -729,7 +741,9 @@ class _Translator:
             if all(v is not None for v in values):
                 separation = float(angular_separation(*values))  # type: ignore[arg-type]
                 return self.raw(_number(separation))
-            return self.raw(f"adql_angdist({', '.join(_sql(a) for a in args)})")
+            distance = self.raw(f"adql_angdist({', '.join(_sql(a) for a in args)})")
+            distance.meta["dpzero_distance_decs"] = (_sql(args[1]), _sql(args[3]))
+            return distance
         if name == "AREA":
             geometry = self.geometry(args[0])
             if geometry.kind == "region":
@@ -764,6 +778,27 @@ class _Translator:
                     parent = parent.parent
                 return inner if negations % 2 else func.meta["dpzero_predicate"]
         return node
+
+    def distance_limit(self, node: exp.LT | exp.LTE | exp.GT | exp.GTE) -> exp.Expression:
+        """``DISTANCE(a, b) < r`` (or ``r > DISTANCE(a, b)``) gains the declination range
+        it implies, ``|dec_a - dec_b| <= r``, so that DuckDB joins two tables by range
+        (IEJoin) instead of testing every pair. The angular distance is never below the
+        difference in declination; the margin covers rounding, so rows do not change."""
+        if isinstance(node, exp.LT | exp.LTE):
+            distance, limit = node.this, node.expression
+        else:
+            distance, limit = node.expression, node.this
+        decs = distance.meta.get("dpzero_distance_decs")
+        if decs is None:
+            return node
+        a_dec, b_dec = decs
+        r = _sql(limit)
+        margin = _number(_DEC_RANGE_MARGIN)
+        return exp.Paren(
+            this=self.raw(
+                f"{_dec_range(b_dec, a_dec, f'({r}) + {margin}')} AND {self.finish(node)}"
+            )
+        )
 
     def predicate(
         self, name: str, args: list[exp.Expression]
@@ -880,7 +915,7 @@ class _Translator:
         ra, dec = p.sql(0), p.sql(1)
         ra0, dec0, r = c.sql(0), c.sql(1), c.sql(2)
         return (
-            f"{dec} BETWEEN ({dec0}) - ({r}) AND ({dec0}) + ({r}) AND "
+            f"{_dec_range(dec, dec0, r)} AND "
             f"adql_hav({ra}, {dec}, {ra0}, {dec0})"
             f" <= pow(sin(radians(least({r}, 180.0)) / 2), 2)"
         )
