@@ -99,9 +99,12 @@ def main() -> None:
     parser.add_argument("--bps-cores", type=int, default=2)
     parser.add_argument("--no-bps", action="store_true")
     parser.add_argument("--work", type=Path, default=Path("/tmp/dpzero-bench-pipelines"))
+    parser.add_argument(
+        "--template", type=Path, default=None, help="An existing repository with raws instead."
+    )
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    template = prepare(args, args.work)
+    template = args.template or prepare(args, args.work)
     rows: list[dict[str, object]] = []
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
@@ -121,7 +124,7 @@ def main() -> None:
         }
         out.write_text(json.dumps(meta, indent=1))
 
-    for jobs in (int(j) for j in args.jobs.split(",")):
+    for jobs in (int(j) for j in args.jobs.split(",") if j):
         repo = args.work / f"repo-j{jobs}"
         shutil.rmtree(repo, ignore_errors=True)
         shutil.copytree(template, repo)
