@@ -4,6 +4,7 @@ equals brute force, at partition edges, across RA 0/360 and at the pole."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -262,3 +263,33 @@ def test_histogram_grouped_by_an_output_name(store, obj_table):
     want.append((None, int(np.isnan(bins).sum()), ra[np.isnan(bins)].mean()))  # NULLs last
     assert [(r["bin"], r["n"]) for r in got] == [(b, n) for b, n, _ in want]
     assert [r["mean_ra"] for r in got] == pytest.approx([m for _, _, m in want], rel=1e-12)
+
+
+def test_one_table_scans_run_as_one_statement_locally_and_per_partition_on_request(
+    store, obj_table
+):
+    """A whole-table aggregate carries its one-statement form; both forms give the
+    brute-force answer, with and without a row limit."""
+    tract = obj_table.column("tract").to_numpy()
+    q = f"SELECT COUNT(*) AS n, SUM(ra) AS s, MIN(dec) AS d FROM {OBJ} WHERE tract <> {tract[0]}"
+    plan = adql_plan(store, q)
+    assert isinstance(plan, PartitionedPlan) and plan.single is not None
+    keep = tract != tract[0]
+    ra = obj_table.column("ra").to_numpy()[keep]
+    want = {
+        "n": int(keep.sum()),
+        "s": float(ra.sum()),
+        "d": float(obj_table["dec"].to_numpy()[keep].min()),
+    }
+    for form in (plan, replace(plan, single=None)):
+        (row,) = store.query(form).to_pylist()
+        assert row["n"] == want["n"]
+        assert row["s"] == pytest.approx(want["s"], rel=1e-12)
+        assert row["d"] == want["d"]
+    top = f"SELECT TOP 9 objectId FROM {OBJ} ORDER BY ra DESC"
+    ids = obj_table.column("objectId").to_numpy()[np.argsort(-obj_table.column("ra").to_numpy())]
+    assert store.query_adql(top).column("objectId").to_pylist() == ids[:9].tolist()
+    assert store.query_adql(top, limit=4).column("objectId").to_pylist() == ids[:4].tolist()
+    # Pair and objectId-join plans keep the per-partition form only.
+    pairs = adql_plan(store, PAIRS.format(t=OBJ, r=PAIR_ARCSEC / 3600.0))
+    assert isinstance(pairs, PartitionedPlan) and pairs.single is None

@@ -276,10 +276,11 @@ def adql_plan(
         if table not in inline_names
     }
     neighbours = _neighbour_terms(resolved)
+    split = None
     if not inline_names and not any(own.values()):
         # Every table would be read whole: run partition by partition if that fits.
         split = _partitioned(store, resolved, by_alias, neighbours, keys)
-        if split is not None:
+        if split is not None and (len(split.plan.scans) > 1 or neighbours):
             return split
     scans: dict[str, TableScan] = {}
     names: dict[str, str] = {}
@@ -299,7 +300,12 @@ def adql_plan(
         # Read only the columns the query mentions (the ADQL tree is already parsed;
         # re-parsing the translated SQL would cost more than the read).
         scans = {k: replace(v, columns=columns) for k, v in scans.items()}
-    return QueryPlan(to_duckdb(resolved, table_names=names), scans, inline_bindings)
+    plan = QueryPlan(to_duckdb(resolved, table_names=names), scans, inline_bindings)
+    if split is not None:
+        # One table read whole: per partition for distributed backends, one statement
+        # over all partition files on one machine.
+        return replace(split, single=plan)
+    return plan
 
 
 def _partitioned(
@@ -457,6 +463,8 @@ def _limited(plan: QueryPlan | PartitionedPlan, limit: int | None) -> QueryPlan 
         return f"SELECT * FROM ({sql}) AS __limited LIMIT {int(limit)}"
 
     if isinstance(plan, PartitionedPlan):
+        if plan.single is not None:
+            plan = replace(plan, single=QueryPlan(cut(plan.single.sql), plan.single.scans))
         if plan.merge_sql is not None:
             return replace(plan, merge_sql=cut(plan.merge_sql))
         inner = plan.plan

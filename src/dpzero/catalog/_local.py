@@ -390,6 +390,8 @@ class LocalCatalogStore(CatalogStore):
         self._refresh()
         if isinstance(query, str):
             query = QueryPlan(query)
+        if isinstance(query, PartitionedPlan) and query.single is not None:
+            query = query.single
         if isinstance(query, PartitionedPlan):
             return self._run_partitioned(query)
         cur = self._cursor()
@@ -403,6 +405,8 @@ class LocalCatalogStore(CatalogStore):
         self._refresh()
         if isinstance(query, str):
             query = QueryPlan(query)
+        if isinstance(query, PartitionedPlan) and query.single is not None:
+            query = query.single
         if isinstance(query, PartitionedPlan):
             if query.merge_sql is not None:
                 # Partials are small (aggregates, per-partition TOP): merge, then stream.

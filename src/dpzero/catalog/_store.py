@@ -140,6 +140,11 @@ class PartitionedPlan:
     plan: QueryPlan
     driver: str
     merge_sql: str | None = None
+    #: The same query as one statement over whole tables, when that is exact and
+    #: cheaper on one machine (a scan or aggregate of one table: DuckDB reads every
+    #: partition file in parallel, only the needed columns). Distributed backends
+    #: ignore it.
+    single: QueryPlan | None = None
 
     def __post_init__(self) -> None:
         if self.driver not in self.plan.scans:
