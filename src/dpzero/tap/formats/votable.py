@@ -15,6 +15,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from dpzero.errors import DpzeroUserError
 from dpzero.tap.formats._columns import ResultColumn
@@ -98,21 +99,50 @@ def _binary2_rows(batch: pa.RecordBatch, columns: list[ResultColumn]) -> bytes:
             else:
                 rows[f"c{i}"] = values
         return rows.tobytes()
-    # Rows with variable-length strings: pack each column to per-row bytes, then join.
-    per_column: list[list[bytes]] = []
+    # Rows with variable-length strings: every field's bytes are scattered into one
+    # buffer at offsets computed per row (no Python loop over rows).
+    if n == 0:
+        return b""
+    pieces: list[tuple[np.ndarray, np.ndarray | None]] = [(masks, None)]
+    widths = np.full(n, n_mask, dtype=np.int64)
     for c, (values, nulls) in zip(columns, data, strict=True):
         if c.datatype == "char":
-            # VOTable char is ASCII: other characters are sent as "?".
-            encoded = [str(v).encode("ascii", errors="replace") for v in values]
-            per_column.append([len(e).to_bytes(4, "big") + e for e in encoded])
+            text, lengths = _ascii_bytes(values)
+            prefix = lengths.astype(">u4").view(np.uint8).reshape(n, 4)
+            pieces.append((prefix, None))
+            pieces.append((text, lengths))
+            widths += 4 + lengths
         elif c.datatype == "boolean":
-            per_column.append(list(np.where(nulls, b"?", np.where(values, b"T", b"F"))))
+            flags = np.where(nulls, b"?", np.where(values, b"T", b"F")).astype("S1")
+            pieces.append((flags.view(np.uint8).reshape(n, 1), None))
+            widths += 1
         else:
-            raw = values.tobytes()
-            size = values.dtype.itemsize
-            per_column.append([raw[k * size : (k + 1) * size] for k in range(n)])
-    mask_bytes = [m.tobytes() for m in masks]
-    return b"".join(mask_bytes[r] + b"".join(col[r] for col in per_column) for r in range(n))
+            fixed = np.ascontiguousarray(values).view(np.uint8).reshape(n, values.dtype.itemsize)
+            pieces.append((fixed, None))
+            widths += fixed.shape[1]
+    out = np.empty(int(widths.sum()), dtype=np.uint8)
+    at = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(np.int64)
+    for block, lengths in pieces:
+        if lengths is None:
+            out[at[:, None] + np.arange(block.shape[1])] = block
+            at = at + block.shape[1]
+        else:
+            starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+            out[np.repeat(at - starts, lengths) + np.arange(len(block))] = block
+            at = at + lengths
+    return out.tobytes()
+
+
+def _ascii_bytes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The strings as ASCII (each other character sent as "?", as VOTable char is
+    ASCII): all their bytes, and each string's length in bytes."""
+    strings = pc.replace_substring_regex(
+        pa.array(values, type=pa.large_string()), r"[^\x00-\x7f]", "?"
+    )
+    offsets = np.frombuffer(strings.buffers()[1], dtype=np.int64)[: len(values) + 1]
+    data = strings.buffers()[2]
+    flat = np.frombuffer(data, dtype=np.uint8) if data is not None else np.empty(0, np.uint8)
+    return flat[offsets[0] : offsets[-1]], np.diff(offsets)
 
 
 def _text(value: object, datatype: str) -> str:
