@@ -953,6 +953,8 @@ class _Translator:
 
     def add_computed_columns(self, tree: exp.Expression) -> None:
         """Read the tables `per_row` needs through a projection adding its columns."""
+        if not self.computed:
+            return  # most queries: no walk of a (wide, expanded) tree
         for table in list(tree.find_all(exp.Table)):
             alias = table.alias
             if not self.computed or alias not in self.computed:
