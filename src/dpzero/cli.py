@@ -431,6 +431,21 @@ def repo_convert(
     click.echo(report.summary())
 
 
+@repo.command("grant-read")
+@click.argument("root")
+@click.option("--role", required=True, help="PostgreSQL role to create or update (LOGIN).")
+@click.option("--password", default=None, help="Password to set for the role.")
+@user_errors
+def repo_grant_read(root: str, role: str, password: str | None) -> None:
+    """Let ROLE read, and only read, the PostgreSQL registry of the repository at ROOT;
+    print the registry settings users put in their butler.yaml."""
+    from dpzero.repo.access import grant_read
+
+    grant = grant_read(root, role, password=password)
+    click.echo(f"role {role} {'created' if grant.created else 'updated'}: SELECT only")
+    click.echo(grant.butler_config(), nl=False)
+
+
 @repo.command("info")
 @click.argument("root")
 @user_errors
