@@ -98,6 +98,19 @@ def test_reader_role_reads_but_cannot_write(pg_repo: RepoSpec, reader_role: str)
     assert runs == []
 
 
+def test_reader_role_reads_tables_made_later(pg_repo: RepoSpec, reader_role: str) -> None:
+    grant_read(pg_repo.root, reader_role)
+    table = f'"{pg_repo.namespace}".later_table'
+    with psycopg.connect(pg_repo.registry or "", autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE {table} (x integer)")
+        conn.execute(f"INSERT INTO {table} VALUES (7)")
+    reader_url = f"postgresql://{reader_role}@127.0.0.1:5432/{pg_database_name(pg_repo)}"
+    with psycopg.connect(reader_url) as conn:
+        assert conn.execute(f"SELECT x FROM {table}").fetchall() == [(7,)]
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(f"DELETE FROM {table}")
+
+
 def test_cli_grant_read(pg_repo: RepoSpec, reader_role: str) -> None:
     result = CliRunner().invoke(main, ["repo", "grant-read", pg_repo.root, "--role", reader_role])
     assert result.exit_code == 0, result.output
