@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +24,7 @@ from dpzero.catalog._layout import (
 )
 from dpzero.catalog._margin import build_margin
 from dpzero.catalog._partition import partition_table
+from dpzero.catalog._store import ColumnMetadata
 from dpzero.catalog._validate import (
     InputCatalogs,
     InputTable,
@@ -342,20 +343,6 @@ def _write_table_metadata(path: Path, schema: SchemaSpec, table: InputTable, dat
         "ra_column": table.role.ra_column,
         "dec_column": table.role.dec_column,
         "key_column": table.role.key_column,
-        "columns": [
-            {
-                "name": c.name,
-                "datatype": c.datatype,
-                "arrow_type": str(c.arrow_type),
-                "nullable": c.nullable,
-                "description": c.description,
-                "unit": c.unit,
-                "ucd": c.ucd,
-                "length": c.length,
-                "principal": c.principal,
-                "column_index": c.column_index,
-            }
-            for c in spec.columns
-        ],
+        "columns": [asdict(ColumnMetadata.from_spec(c)) for c in spec.columns],
     }
     path.write_text(json.dumps(meta, indent=1))

@@ -5,11 +5,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from dpzero.catalog._pruning import Region
 from dpzero.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from dpzero.schema import ColumnSpec
 
 __all__ = [
     "CatalogStore",
@@ -35,6 +39,22 @@ class ColumnMetadata:
     length: int | None
     principal: bool
     column_index: int | None
+
+    @classmethod
+    def from_spec(cls, spec: ColumnSpec) -> ColumnMetadata:
+        """The metadata a Felis column gives (the Arrow type by its name)."""
+        return cls(
+            name=spec.name,
+            datatype=spec.datatype,
+            arrow_type=str(spec.arrow_type),
+            nullable=spec.nullable,
+            description=spec.description,
+            unit=spec.unit,
+            ucd=spec.ucd,
+            length=spec.length,
+            principal=spec.principal,
+            column_index=spec.column_index,
+        )
 
 
 @dataclass(frozen=True)

@@ -129,21 +129,7 @@ def obscore_metadata(rows: int = 0) -> TableMetadata:
         ra_column="s_ra",
         dec_column="s_dec",
         key_column=None,
-        columns=tuple(
-            ColumnMetadata(
-                name=c.name,
-                datatype=c.datatype,
-                arrow_type=str(c.arrow_type),
-                nullable=c.nullable,
-                description=c.description,
-                unit=c.unit,
-                ucd=c.ucd,
-                length=c.length,
-                principal=c.principal,
-                column_index=c.column_index,
-            )
-            for c in spec.columns
-        ),
+        columns=tuple(ColumnMetadata.from_spec(c) for c in spec.columns),
     )
 
 
