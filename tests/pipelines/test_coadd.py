@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
+from astropy.table import Table
 
 from dpzero.repo.exposure import Exposure, mask_bits
 from dpzero.sim.skymap import DC2_SKYMAP
@@ -84,9 +87,24 @@ def test_single_warp_coadd_is_the_warp(warp: Exposure) -> None:
     assert coadd.psf.fwhm == pytest.approx(warp.psf.fwhm)
 
 
-def test_coadd_measurement_against_truth(warp: Exposure, tiny_release: TinyRelease) -> None:
-    from astropy.coordinates import SkyCoord
+@dataclass(frozen=True)
+class CoaddChain:
+    """The coadd measurement chain on one band's coadd of the tiny release's patch."""
 
+    coadd: Exposure
+    n_image: np.ndarray
+    tract: int
+    patch: int
+    catalog: Table
+    footprints: np.ndarray
+    measurements: Table
+    reference: Table
+    forced: Table
+
+
+@pytest.fixture(scope="module")
+def coadd_chain(warp: Exposure, tiny_release: TinyRelease) -> CoaddChain:
+    """Coadd, detect, merge, deblend, measure, pick the reference band, force (band i)."""
     from dpzero.pipelines.tasks.coadd import AssembleCoaddTask
     from dpzero.pipelines.tasks.measure_coadd import (
         DeblendCoaddTask,
@@ -108,7 +126,18 @@ def test_coadd_measurement_against_truth(warp: Exposure, tiny_release: TinyRelea
     meas = MeasureCoaddTask().run(coadd, n_image, cat, footprints, DC2_SKYMAP, tract)
     ref = MergeMeasurementsTask().run({"i": meas.measurements}, cat, DC2_SKYMAP, tract).reference
     forced = ForcedPhotCoaddTask().run(coadd, n_image, ref, footprints, DC2_SKYMAP, tract)
-    forced = forced.measurements
+    return CoaddChain(
+        coadd, n_image, tract, patch, cat, footprints, meas.measurements, ref, forced.measurements
+    )
+
+
+def test_coadd_measurement_against_truth(
+    coadd_chain: CoaddChain, tiny_release: TinyRelease
+) -> None:
+    from astropy.coordinates import SkyCoord
+
+    coadd, tract, patch = coadd_chain.coadd, coadd_chain.tract, coadd_chain.patch
+    ref, forced = coadd_chain.reference, coadd_chain.forced
     assert len(np.unique(ref["id"])) == len(ref)
     assert (np.asarray(ref["id"]) >> 43 == tract * 49 + patch).all()
     assert (ref["refBand"] == "i").all()

@@ -13,8 +13,7 @@ from dpzero.repo.exposure import Box, Exposure, PhotoCalib, Psf
 from dpzero.schema import load_schema
 from dpzero.sim.skymap import DC2_SKYMAP
 
-from .conftest import TinyRelease
-from .test_coadd import warp  # noqa: F401  (the module's fixture)
+from .test_coadd import CoaddChain, coadd_chain, warp  # noqa: F401  (the module's fixtures)
 
 FWHM = 3.5
 NOISE = 4.0  # nJy per pixel
@@ -168,29 +167,11 @@ def _check_against_schema(table: pa.Table, schema_table: str) -> None:
         assert field.metadata[b"unit"].decode() == column.unit, name
 
 
-def test_object_table_matches_the_felis_schema(warp: Exposure, tiny_release: TinyRelease) -> None:  # noqa: F811
-    from dpzero.pipelines.tasks.coadd import AssembleCoaddTask
-    from dpzero.pipelines.tasks.measure_coadd import (
-        DeblendCoaddTask,
-        DetectCoaddTask,
-        ForcedPhotCoaddTask,
-        MeasureCoaddTask,
-        MergeDetectionsTask,
-        MergeMeasurementsTask,
-    )
+def test_object_table_matches_the_felis_schema(coadd_chain: CoaddChain) -> None:  # noqa: F811
     from dpzero.pipelines.tasks.tables import WriteObjectTableTask
 
-    assembled = AssembleCoaddTask().run([warp])
-    coadd, n_image = assembled.coadd, assembled.n_image
-    loc = DC2_SKYMAP.locate([tiny_release.stars[44].ra], [tiny_release.stars[44].dec])
-    tract, patch = int(loc.tract[0]), int(loc.patch_x[0]) + 7 * int(loc.patch_y[0])
-    det = DetectCoaddTask().run(coadd, DC2_SKYMAP, tract).detections
-    merged = MergeDetectionsTask().run({"i": det}).merged
-    deblended = DeblendCoaddTask().run({"i": coadd}, merged, DC2_SKYMAP, tract, patch)
-    cat, fp = deblended.catalog, deblended.footprints
-    meas = MeasureCoaddTask().run(coadd, n_image, cat, fp, DC2_SKYMAP, tract).measurements
-    ref = MergeMeasurementsTask().run({"i": meas}, cat, DC2_SKYMAP, tract).reference
-    forced = ForcedPhotCoaddTask().run(coadd, n_image, ref, fp, DC2_SKYMAP, tract).measurements
+    tract, patch = coadd_chain.tract, coadd_chain.patch
+    ref, meas, forced = coadd_chain.reference, coadd_chain.measurements, coadd_chain.forced
     table = (
         WriteObjectTableTask()
         .run(tract, {patch: ref}, {(patch, "i"): meas}, {(patch, "i"): forced})
