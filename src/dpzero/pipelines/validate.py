@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -394,41 +395,34 @@ def _fraction(flags: NDArray) -> float:
     return float(np.mean(flags)) if flags.size else math.nan
 
 
-def _binned(mag: NDArray, dm: NDArray, width: float = 0.5) -> list[dict[str, float]]:
+def _magnitude_bins(mag: NDArray, width: float) -> Iterator[tuple[float, NDArray]]:
+    """Centre and row selection of each ``width``-wide magnitude bin holding ≥ 3 rows."""
     if mag.size == 0:
-        return []
+        return
     edges = np.arange(math.floor(mag.min()), math.ceil(mag.max()) + width, width)
-    rows = []
     for lo, hi in itertools.pairwise(edges):
         sel = (mag >= lo) & (mag < hi)
         if sel.sum() >= 3:
-            rows.append(
-                {
-                    "mag": float((lo + hi) / 2),
-                    "n": float(sel.sum()),
-                    "median": float(np.median(dm[sel])),
-                    "scatter": _robust_sigma(dm[sel]),
-                }
-            )
-    return rows
+            yield float((lo + hi) / 2), sel
+
+
+def _binned(mag: NDArray, dm: NDArray, width: float = 0.5) -> list[dict[str, float]]:
+    return [
+        {
+            "mag": centre,
+            "n": float(sel.sum()),
+            "median": float(np.median(dm[sel])),
+            "scatter": _robust_sigma(dm[sel]),
+        }
+        for centre, sel in _magnitude_bins(mag, width)
+    ]
 
 
 def _completeness(mag: NDArray, found: NDArray, width: float = 0.25) -> list[dict[str, float]]:
-    if mag.size == 0:
-        return []
-    edges = np.arange(math.floor(mag.min()), math.ceil(mag.max()) + width, width)
-    rows = []
-    for lo, hi in itertools.pairwise(edges):
-        sel = (mag >= lo) & (mag < hi)
-        if sel.sum() >= 3:
-            rows.append(
-                {
-                    "mag": float((lo + hi) / 2),
-                    "n": float(sel.sum()),
-                    "fraction": float(found[sel].mean()),
-                }
-            )
-    return rows
+    return [
+        {"mag": centre, "n": float(sel.sum()), "fraction": float(found[sel].mean())}
+        for centre, sel in _magnitude_bins(mag, width)
+    ]
 
 
 def _fifty_percent(bins: list[dict[str, float]]) -> float:
