@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from astropy.coordinates import SkyCoord
+from astropy.coordinates import Angle, SkyCoord
 from astropy.table import Table
 
 from dpzero.repo.exposure import Exposure
@@ -30,6 +30,19 @@ def on_detector(release: TinyRelease, visit: int, detector: int) -> np.ndarray:
         [s.ra for s in release.stars], [s.dec for s in release.stars], 0
     )
     return np.nonzero((x > 10) & (x < SIZE - 11) & (y > 10) & (y < SIZE - 11))[0]
+
+
+def match_stars(
+    release: TinyRelease, visit: int, detector: int, sources: Table
+) -> tuple[np.ndarray, np.ndarray, Angle]:
+    """The true stars on a detector, their nearest source's index and separation."""
+    stars = on_detector(release, visit, detector)
+    star_sky = SkyCoord(
+        [release.stars[i].ra for i in stars], [release.stars[i].dec for i in stars], unit="deg"
+    )
+    found = SkyCoord(sources["coord_ra"], sources["coord_dec"], unit="deg")
+    idx, sep, _ = star_sky.match_to_catalog_sky(found)
+    return stars, idx, sep
 
 
 @pytest.fixture(scope="module")
@@ -60,14 +73,7 @@ def test_astrometry_against_truth(
     assert fit.separation(true).arcsec.max() < 0.1
     # Source positions of the unsaturated stars match the truth within 20 mas rms.
     src = result.sources
-    stars = on_detector(tiny_release, visit, detector)
-    star_sky = SkyCoord(
-        [tiny_release.stars[i].ra for i in stars],
-        [tiny_release.stars[i].dec for i in stars],
-        unit="deg",
-    )
-    found = SkyCoord(src["coord_ra"], src["coord_dec"], unit="deg")
-    idx, sep, _ = star_sky.match_to_catalog_sky(found)
+    stars, idx, sep = match_stars(tiny_release, visit, detector, src)
     good = ~np.asarray(src["base_PixelFlags_flag_saturatedCenter"])[idx]
     assert (sep.arcsec < 0.3).sum() >= len(stars) - 1
     rms = np.sqrt(np.mean(sep.arcsec[good & (sep.arcsec < 0.3)] ** 2))
@@ -84,14 +90,7 @@ def test_photometry_against_truth(
     calib = result.calexp.photo_calib
     assert calib.njy_per_count == pytest.approx(NJY_PER_E[band], rel=0.01)
     src = result.sources
-    stars = on_detector(tiny_release, visit, detector)
-    star_sky = SkyCoord(
-        [tiny_release.stars[i].ra for i in stars],
-        [tiny_release.stars[i].dec for i in stars],
-        unit="deg",
-    )
-    found = SkyCoord(src["coord_ra"], src["coord_dec"], unit="deg")
-    idx, sep, _ = star_sky.match_to_catalog_sky(found)
+    stars, idx, sep = match_stars(tiny_release, visit, detector, src)
     true_flux = np.array([tiny_release.stars[i].electrons[band] for i in stars]) * NJY_PER_E[band]
     flux = np.asarray(src["base_PsfFlux_flux"])[idx]
     ok = (sep.arcsec < 0.3) & ~np.asarray(src["base_PixelFlags_flag_saturatedCenter"])[idx]
