@@ -18,7 +18,7 @@ from dpzero.auth.errors import (
     RateLimitedError,
     TokenNotFoundError,
 )
-from dpzero.auth.handlers import auth_router, get_caller
+from dpzero.auth.handlers import auth_router, get_caller, get_user
 from dpzero.auth.middleware import AuthMiddleware
 from dpzero.auth.scopes import ADMIN_TOKEN, ALL_SCOPES, EXEC_NOTEBOOK, READ_IMAGE, READ_TAP
 from dpzero.auth.tokens import TokenInfo, TokenStore
@@ -41,6 +41,7 @@ __all__ = [
     "TokenNotFoundError",
     "TokenStore",
     "get_caller",
+    "get_user",
     "install_auth",
 ]
 

@@ -39,6 +39,11 @@ def get_caller(request: Request) -> Caller:
     return caller
 
 
+def get_user(request: Request) -> str:
+    """The caller's user name: set by the gate, else the single local user."""
+    return getattr(request.state, "user", None) or "anonymous"
+
+
 Context = Annotated[AuthContext, Depends(get_auth_context)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
 

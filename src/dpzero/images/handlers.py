@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from dpzero.auth import get_user
 from dpzero.config import Settings
 from dpzero.images.cutout import parse_region
 from dpzero.images.faults import ImageServiceError, UsageFault
@@ -50,12 +51,8 @@ def get_image_service(request: Request) -> ImageService:
     return request.app.state.image_service
 
 
-def _user(request: Request) -> str:
-    return getattr(request.state, "user", None) or "anonymous"
-
-
 Service = Annotated[ImageService, Depends(get_image_service)]
-User = Annotated[str, Depends(_user)]
+User = Annotated[str, Depends(get_user)]
 
 
 def _check_format(params: dict[str, list[str]], accepted: tuple[str, ...]) -> None:

@@ -21,6 +21,7 @@ from fastapi.responses import (
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from dpzero.auth import get_user
 from dpzero.errors import DpzeroUserError, InvalidInputError
 from dpzero.tap.formats import votable_error, write_result
 from dpzero.tap.models import FINAL_PHASES, JobPhase
@@ -59,11 +60,6 @@ def _text_error(exc: DpzeroUserError) -> PlainTextResponse:
 def get_tap_service(request: Request) -> TapService:
     """The TAP service of the application (made in its lifespan)."""
     return request.app.state.tap_service
-
-
-def get_user(request: Request) -> str:
-    """The caller: set by the authentication layer, else the single local user."""
-    return getattr(request.state, "user", None) or "anonymous"
 
 
 Service = Annotated[TapService, Depends(get_tap_service)]
