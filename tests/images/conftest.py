@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import uvicorn
@@ -27,7 +28,7 @@ from repo.conftest import (  # noqa: F401  (fixtures of the repository tests, re
     pg_database,
     s3_server,
 )
-from tap.conftest import free_port
+from tap.conftest import ServerProcess, free_port
 
 
 @dataclass(frozen=True)
@@ -91,3 +92,14 @@ def image_service(images_repo: ImageRepo) -> Iterator[ImageService]:
     service = ImageService.open(images_repo.root)
     yield service
     service.close()
+
+
+@pytest.fixture(scope="session")
+def server(
+    tiny_store: Path, images_repo: ImageRepo, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """``dpzero serve --store STORE --repo REPO`` on a free loopback port."""
+    state = tmp_path_factory.mktemp("images-server") / "state"
+    running = ServerProcess(tiny_store, state, args=("--repo", images_repo.root)).start()
+    yield running
+    running.stop()

@@ -3,9 +3,6 @@ checked against brute force over the table's own rows with lsst.sphgeom."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import httpx
 import numpy as np
 import pytest
@@ -16,18 +13,6 @@ from lsst.sphgeom import Angle, Circle, ConvexPolygon, LonLat, UnitVector3d
 from dpzero.adql import Polygon, parse_stcs
 from dpzero.schema import load_schema
 from tap.conftest import ServerProcess
-
-from .conftest import ImageRepo
-
-
-@pytest.fixture(scope="module")
-def server(
-    tiny_store: Path, images_repo: ImageRepo, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServerProcess]:
-    state = tmp_path_factory.mktemp("obscore-tap") / "state"
-    server = ServerProcess(tiny_store, state, args=("--repo", images_repo.root)).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

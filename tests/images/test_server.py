@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 import numpy as np
-import pytest
 import pyvo
 from lsst.daf.butler import Butler
 from pyvo.dal.adhoc import DatalinkResults
@@ -20,17 +17,6 @@ from tap.conftest import ServerProcess
 from .conftest import ImageRepo
 
 PIXEL = 0.2 / 3600
-
-
-@pytest.fixture(scope="module")
-def server(
-    tiny_store: Path, images_repo: ImageRepo, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServerProcess]:
-    """``dpzero serve --store STORE --repo REPO`` on a free loopback port."""
-    state = tmp_path_factory.mktemp("images-server") / "state"
-    running = ServerProcess(tiny_store, state, args=("--repo", images_repo.root)).start()
-    yield running
-    running.stop()
 
 
 def test_pyvo_follows_links_to_the_file_and_a_cutout(
