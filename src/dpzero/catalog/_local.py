@@ -386,12 +386,17 @@ class LocalCatalogStore(CatalogStore):
                 raise
             return run(query)
 
-    def _query(self, query: str | QueryPlan | PartitionedPlan) -> pa.Table:
+    def _plan_of(self, query: str | QueryPlan | PartitionedPlan) -> QueryPlan | PartitionedPlan:
+        """The plan to run on the current store version (a one-statement form when it has one)."""
         self._refresh()
         if isinstance(query, str):
-            query = QueryPlan(query)
+            return QueryPlan(query)
         if isinstance(query, PartitionedPlan) and query.single is not None:
-            query = query.single
+            return query.single
+        return query
+
+    def _query(self, query: str | QueryPlan | PartitionedPlan) -> pa.Table:
+        query = self._plan_of(query)
         if isinstance(query, PartitionedPlan):
             return self._run_partitioned(query)
         cur = self._cursor()
@@ -402,11 +407,7 @@ class LocalCatalogStore(CatalogStore):
             cur.close()
 
     def _stream(self, query: str | QueryPlan | PartitionedPlan) -> pa.RecordBatchReader:
-        self._refresh()
-        if isinstance(query, str):
-            query = QueryPlan(query)
-        if isinstance(query, PartitionedPlan) and query.single is not None:
-            query = query.single
+        query = self._plan_of(query)
         if isinstance(query, PartitionedPlan):
             if query.merge_sql is not None:
                 # Partials are small (aggregates, per-partition TOP): merge, then stream.
