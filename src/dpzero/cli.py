@@ -63,13 +63,24 @@ def sim() -> None:
     show_default=True,
     help="Worker processes; the output does not depend on it.",
 )
+@click.option(
+    "--tables",
+    default=None,
+    help="Comma-separated tables to write (default: all five), e.g. object,position; "
+    "the truth is always written.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @user_errors
-def sim_catalogs(size: str, seed: int, out: Path, jobs: int, quiet: bool) -> None:
+def sim_catalogs(
+    size: str, seed: int, out: Path, jobs: int, tables: str | None, quiet: bool
+) -> None:
     """Write the truth and the five DP0.1 catalogs as DESC-style Parquet."""
     from dpzero.sim import simulate_catalogs
 
-    manifest = simulate_catalogs(size=size, seed=seed, out=out, progress=not quiet, jobs=jobs)
+    chosen = None if tables is None else [t.strip() for t in tables.split(",") if t.strip()]
+    manifest = simulate_catalogs(
+        size=size, seed=seed, out=out, progress=not quiet, jobs=jobs, tables=chosen
+    )
     click.echo(manifest.summary())
 
 

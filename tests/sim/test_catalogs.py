@@ -234,6 +234,32 @@ def test_same_seed_same_bytes_other_seed_other_data(tmp_path: Path, tiny_survey:
     assert read(other, "object", ["ra"]) != read(tiny_survey, "object", ["ra"])
 
 
+def test_chosen_tables_are_the_same_bytes_as_in_the_full_survey(
+    tmp_path: Path, tiny_survey: Path
+) -> None:
+    part = tmp_path / "part"
+    manifest = simulate_catalogs(
+        size="tiny", seed=1, out=part, progress=False, tables=["position", "object"]
+    )
+    assert list(manifest.tables) == ["object", "position"]
+    written = sorted(str(p.relative_to(part)) for p in part.rglob("*.parquet"))
+    expected = sorted(
+        str(p.relative_to(tiny_survey))
+        for table in ("object", "position", "truth")
+        for p in (tiny_survey / table).glob("*.parquet")
+    )
+    assert written == expected
+    for rel in written:
+        assert (part / rel).read_bytes() == (tiny_survey / rel).read_bytes()
+    full = CatalogManifest.read(tiny_survey)
+    assert manifest.tables["object"].rows == full.tables["object"].rows
+    with pytest.raises(InvalidInputError, match=r"unknown table\(s\) objects"):
+        simulate_catalogs(
+            size="tiny", seed=1, out=tmp_path / "bad", progress=False, tables=["objects"]
+        )
+    assert not (tmp_path / "bad").exists()
+
+
 def test_bad_input_is_refused_and_changes_nothing(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="unknown size 'huge'"):
         simulate_catalogs(size="huge", seed=1, out=tmp_path / "x", progress=False)

@@ -20,7 +20,7 @@ import os
 import shutil
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -115,6 +115,19 @@ def simulate_patch(cell: PatchCell, region: SurveyRegion, seed: int) -> dict[str
     return tables
 
 
+def _chosen_tables(tables: Sequence[str] | None) -> tuple[str, ...]:
+    """The tables to write, in `CATALOG_TABLES` order; unknown names are a user error."""
+    if tables is None:
+        return CATALOG_TABLES
+    unknown = sorted(set(tables) - set(CATALOG_TABLES))
+    if unknown or not tables:
+        raise InvalidInputError(
+            f"unknown table(s) {', '.join(unknown) or '(none given)'}; "
+            f"choose among {', '.join(CATALOG_TABLES)}"
+        )
+    return tuple(name for name in CATALOG_TABLES if name in tables)
+
+
 def _check_output(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise OutputExistsError(f"{out} exists and is not a folder; choose a new output folder")
@@ -155,7 +168,12 @@ def _patch_results(
 
 
 def simulate_catalogs(
-    size: str, seed: int, out: Path, progress: bool = True, jobs: int = 1
+    size: str,
+    seed: int,
+    out: Path,
+    progress: bool = True,
+    jobs: int = 1,
+    tables: Sequence[str] | None = None,
 ) -> CatalogManifest:
     """Simulate a survey and write its truth and DP0.1 catalogs.
 
@@ -171,11 +189,16 @@ def simulate_catalogs(
         Show a progress bar on standard error.
     jobs
         Worker processes (1: simulate in this process).
+    tables
+        Only write these of `CATALOG_TABLES` (default: all). Every table is still
+        simulated, so the rows written do not depend on the choice; leaving out the
+        wide ones saves most of the disk (e.g. the medium survey's object and position
+        tables alone, for the catalog benchmarks).
 
     Raises
     ------
     InvalidInputError
-        For an unknown size, a negative seed or an unwritable location.
+        For an unknown size or table, a negative seed or an unwritable location.
     OutputExistsError
         If ``out`` exists and is not empty.
     """
@@ -184,6 +207,7 @@ def simulate_catalogs(
         raise InvalidInputError(f"seed must be a non-negative integer, not {seed}")
     if jobs < 1:
         raise InvalidInputError(f"jobs must be at least 1, not {jobs}")
+    chosen = _chosen_tables(tables)
     out = Path(out)
     _check_output(out)
     schema = load_schema(SCHEMA_KEY)
@@ -191,7 +215,9 @@ def simulate_catalogs(
     tmp = out.absolute().parent / f".{out.name}.partial-{os.getpid()}"
     start = time.monotonic()
     try:
-        manifest = _write_all(tmp, cells, region, size, seed, schema.version, progress, jobs)
+        manifest = _write_all(
+            tmp, cells, region, size, seed, schema.version, progress, jobs, chosen
+        )
         manifest.elapsed_seconds = time.monotonic() - start
         (tmp / "manifest.json").write_text(manifest.to_json())
         if out.is_dir():
@@ -212,9 +238,10 @@ def _write_all(
     schema_version: str,
     progress: bool,
     jobs: int,
+    chosen: tuple[str, ...],
 ) -> CatalogManifest:
     schema = load_schema(SCHEMA_KEY)
-    arrow_schemas = {name: schema.table(name).arrow_schema() for name in CATALOG_TABLES}
+    arrow_schemas = {name: schema.table(name).arrow_schema() for name in chosen}
     arrow_schemas["truth"] = TRUTH_SCHEMA
     files = {name: TableFiles() for name in arrow_schemas}
     for name in arrow_schemas:
@@ -230,7 +257,7 @@ def _write_all(
                 writers = {}
                 current_tract = cell.tract
             for name, table in tables.items():
-                if table.num_rows == 0:
+                if table.num_rows == 0 or name not in arrow_schemas:
                     continue
                 if name not in writers:
                     rel = f"{name}/{name}_tract{cell.tract}.parquet"
@@ -256,6 +283,6 @@ def _write_all(
         database=schema.name,
         schema_version=schema_version,
         patches=len(cells),
-        tables={name: files[name] for name in CATALOG_TABLES},
+        tables={name: files[name] for name in chosen},
         truth=files["truth"],
     )
