@@ -18,7 +18,7 @@ from astropy.io.votable import parse as parse_votable
 from dpzero.catalog import _local, open_store
 from dpzero.errors import InvalidInputError
 from dpzero.tap.engine import QueryOutcome, TapEngine
-from dpzero.tap.formats import columns_for_schema, parse_format, write_result
+from dpzero.tap.formats import ResultColumn, columns_for_schema, parse_format, write_result
 
 # A full scan with every kind of value (the VOTable writer packs strings row by row,
 # so all 137 columns would only make the test slow).
@@ -41,7 +41,8 @@ def small_batches(monkeypatch):
 
 
 def encode(fmt: str, batches, schema: pa.Schema, overflow: bool = False) -> bytes:
-    columns = columns_for_schema(schema, {"ra": ("deg", "pos.eq.ra", "Right ascension")})
+    ra = ResultColumn("ra", "double", unit="deg", ucd="pos.eq.ra", description="Right ascension")
+    columns = columns_for_schema(schema, {"ra": ra})
     chunks = write_result(
         parse_format(fmt), batches, schema, columns, [("QUERY", "q")], lambda: overflow
     )

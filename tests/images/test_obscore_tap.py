@@ -99,17 +99,32 @@ def test_tap_schema_lists_obscore(tap: pyvo.dal.TAPService, server: ServerProces
     tables = tap.search("SELECT table_name FROM tap_schema.tables").to_table()
     assert "ivoa.ObsCore" in {str(x) for x in tables["table_name"]}
     columns = tap.search(
-        "SELECT column_name, unit, ucd FROM tap_schema.columns WHERE table_name = 'ivoa.ObsCore'"
+        "SELECT column_name, unit, ucd, utype FROM tap_schema.columns "
+        "WHERE table_name = 'ivoa.ObsCore'"
     ).to_table()
     spec = load_schema("dp02_obscore").table("ObsCore")
     assert {str(x) for x in columns["column_name"]} == set(spec.column_names)
+
+    def text(value: object) -> str:
+        return "" if np.ma.is_masked(value) else str(value)
+
     for row in columns:
         column = spec.column(str(row["column_name"]))
-        unit = row["unit"] if not np.ma.is_masked(row["unit"]) else ""
-        ucd = row["ucd"] if not np.ma.is_masked(row["ucd"]) else ""
-        assert (str(unit), str(ucd)) == (column.unit, column.ucd)
+        got = (text(row["unit"]), text(row["ucd"]), text(row["utype"]))
+        assert got == (column.unit, column.ucd, column.utype)
+    assert spec.column("s_region").utype  # the schema gives utypes: the check is not vacuous
     vosi = httpx.get(server.tap_url + "/tables", timeout=30).text
     assert "ivoa.ObsCore" in vosi and "pos.outline;obs.field" in vosi
+    assert f"<utype>{spec.column('s_region').utype}</utype>" in vosi
+
+
+def test_result_fields_carry_the_schema_utypes(tap: pyvo.dal.TAPService) -> None:
+    result = tap.search("SELECT TOP 1 obs_id, s_region, access_url FROM ivoa.ObsCore")
+    spec = load_schema("dp02_obscore").table("ObsCore")
+    fields = {f.name: f for f in result.resultstable.fields}
+    for name in ("obs_id", "s_region", "access_url"):
+        assert fields[name].utype == spec.column(name).utype
+        assert result.fieldname_with_utype(spec.column(name).utype) == name
 
 
 @pytest.mark.slow  # an async worker process starts: ~15 s on 2 busy cores

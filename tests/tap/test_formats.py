@@ -14,7 +14,13 @@ from astropy.io.votable import parse as parse_votable
 from astropy.io.votable import parse_single_table
 
 from dpzero.errors import InvalidInputError
-from dpzero.tap.formats import columns_for_schema, parse_format, votable_error, write_result
+from dpzero.tap.formats import (
+    ResultColumn,
+    columns_for_schema,
+    parse_format,
+    votable_error,
+    write_result,
+)
 
 
 def sample() -> pa.Table:
@@ -32,9 +38,11 @@ def sample() -> pa.Table:
 
 
 def encode(table: pa.Table, fmt: str, batch: int = 3, overflow: bool = False) -> bytes:
-    columns = columns_for_schema(
-        table.schema, {"ra": ("deg", "pos.eq.ra", "Right ascension"), "mag": ("mag", "", "")}
+    ra = ResultColumn(
+        "ra", "double", unit="deg", ucd="pos.eq.ra", description="Right ascension", utype="a.b"
     )
+    mag = ResultColumn("mag", "float", unit="mag")
+    columns = columns_for_schema(table.schema, {"ra": ra, "mag": mag})
     return b"".join(
         write_result(
             parse_format(fmt),
@@ -62,6 +70,7 @@ def test_votable_round_trip(fmt: str) -> None:
     assert table.get_field_by_id_or_name("ra").unit == "deg"
     assert table.get_field_by_id_or_name("ra").ucd == "pos.eq.ra"
     assert table.get_field_by_id_or_name("ra").description == "Right ascension"
+    assert table.get_field_by_id_or_name("ra").utype == "a.b"
     assert table.get_field_by_id_or_name("mag").datatype == "float"
     assert table.get_field_by_id_or_name("small").datatype == "short"
     assert array["mag"].mask[1]

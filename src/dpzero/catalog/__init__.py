@@ -8,7 +8,7 @@ from dpzero.catalog._errors import CatalogInputError, StoreBusyError, UnknownTab
 from dpzero.catalog._ingest import IngestOptions, IngestReport, ingest_catalogs
 from dpzero.catalog._layout import StoreManifest, TableEntry, read_manifest
 from dpzero.catalog._local import LocalCatalogStore, open_store
-from dpzero.catalog._output import describe_columns, format_text
+from dpzero.catalog._output import describe_columns, describe_columns_of, format_text
 from dpzero.catalog._pruning import Cone, Polygon, Region, Zone
 from dpzero.catalog._store import (
     CatalogStore,
@@ -40,6 +40,7 @@ __all__ = [
     "UnknownTableError",
     "Zone",
     "describe_columns",
+    "describe_columns_of",
     "format_text",
     "ingest_catalogs",
     "open_store",

@@ -3,22 +3,34 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import pyarrow as pa
 
-from dpzero.catalog._store import CatalogStore
+from dpzero.catalog._store import CatalogStore, ColumnMetadata, TableMetadata
 
-__all__ = ["describe_columns", "format_text"]
+__all__ = ["describe_columns", "describe_columns_of", "format_text"]
 
 
-def describe_columns(store: CatalogStore, schema: pa.Schema) -> dict[str, tuple[str, str, str]]:
-    """(unit, UCD, description) of result columns named like a catalog column."""
-    known: dict[str, tuple[str, str, str]] = {}
-    for db in store.databases():
-        for table in store.tables(db):
-            for col in store.table_metadata(db, table).columns:
-                known.setdefault(col.name.lower(), (col.unit, col.ucd, col.description))
+def describe_columns_of(
+    tables: Iterable[TableMetadata], schema: pa.Schema
+) -> dict[str, ColumnMetadata]:
+    """Schema metadata of the result columns named like a column of ``tables``.
+
+    A result column keeps no lineage, so it is matched by name (case-insensitively);
+    the first table holding that name describes it.
+    """
+    known: dict[str, ColumnMetadata] = {}
+    for meta in tables:
+        for col in meta.columns:
+            known.setdefault(col.name.lower(), col)
     return {f.name: known[f.name.lower()] for f in schema if f.name.lower() in known}
+
+
+def describe_columns(store: CatalogStore, schema: pa.Schema) -> dict[str, ColumnMetadata]:
+    """Schema metadata of result columns named like a column of any table of ``store``."""
+    tables = (store.table_metadata(db, t) for db in store.databases() for t in store.tables(db))
+    return describe_columns_of(tables, schema)
 
 
 def _cell(value: object) -> str:

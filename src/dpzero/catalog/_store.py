@@ -39,6 +39,7 @@ class ColumnMetadata:
     length: int | None
     principal: bool
     column_index: int | None
+    utype: str = ""
 
     @classmethod
     def from_spec(cls, spec: ColumnSpec) -> ColumnMetadata:
@@ -54,6 +55,7 @@ class ColumnMetadata:
             length=spec.length,
             principal=spec.principal,
             column_index=spec.column_index,
+            utype=spec.utype,
         )
 
 

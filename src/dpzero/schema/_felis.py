@@ -61,6 +61,7 @@ class ColumnSpec:
     length: int | None
     principal: bool
     column_index: int | None
+    utype: str = ""
 
     def arrow_field(self) -> pa.Field:
         """Arrow field carrying the schema's description, unit and UCD as metadata."""
@@ -172,6 +173,7 @@ def load_schema(key: str) -> SchemaSpec:
                 length=c.length,
                 principal=bool(c.tap_principal),
                 column_index=c.tap_column_index,
+                utype=c.votable_utype or "",
             )
             for c in table.columns
         )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from dpzero.catalog import CatalogStore, TableMetadata, open_store
+from dpzero.catalog import CatalogStore, TableMetadata, describe_columns_of, open_store
 from dpzero.errors import InvalidInputError
 from dpzero.schema import KNOWN_SCHEMAS, load_schema
 from dpzero.tap.formats import ResultColumn, columns_for_schema
@@ -174,10 +174,5 @@ class TapEngine:
         return QueryOutcome(reader, self._describe(reader.schema), maxrec)
 
     def _describe(self, schema: pa.Schema) -> list[ResultColumn]:
-        """Units, UCDs and descriptions of result columns named like catalog columns."""
-        known: dict[str, tuple[str, str, str]] = {}
-        for meta in self._tables:
-            for col in meta.columns:
-                known.setdefault(col.name.lower(), (col.unit, col.ucd, col.description))
-        described = {f.name: known[f.name.lower()] for f in schema if f.name.lower() in known}
-        return columns_for_schema(schema, described)
+        """Units, UCDs, utypes and descriptions of result columns named like catalog columns."""
+        return columns_for_schema(schema, describe_columns_of(self._tables, schema))

@@ -170,7 +170,7 @@ def build_tap_schema(
                 {
                     "table_name": qualified,
                     "column_name": col.name,
-                    "utype": None,
+                    "utype": col.utype or None,
                     "ucd": col.ucd or None,
                     "unit": col.unit or None,
                     "description": col.description,

@@ -217,6 +217,7 @@ def _column_xml(
     arraysize: str | None,
     unit: str,
     ucd: str,
+    utype: str,
     description: str,
     principal: bool,
     indexed: bool,
@@ -229,6 +230,8 @@ def _column_xml(
         parts.append(f"<unit>{escape(unit)}</unit>")
     if ucd:
         parts.append(f"<ucd>{escape(ucd)}</ucd>")
+    if utype:
+        parts.append(f"<utype>{escape(utype)}</utype>")
     parts.append(f'<dataType xsi:type="vs:VOTableType"{size}>{datatype}</dataType>')
     if indexed:
         parts.append("<flag>indexed</flag>")
@@ -261,6 +264,7 @@ def tables_xml(
                     arraysize,
                     c.unit,
                     c.ucd,
+                    c.utype,
                     c.description,
                     c.principal,
                     c.name in keys,
@@ -275,7 +279,7 @@ def tables_xml(
         if only and qualified.lower() != only.lower():
             continue
         xml_cols = [
-            _column_xml(c, t, "*" if t == "char" else None, "", "", d, True, False)
+            _column_xml(c, t, "*" if t == "char" else None, "", "", "", d, True, False)
             for c, t, d in cols
         ]
         by_db.setdefault(TAP_SCHEMA_NAME, []).append(

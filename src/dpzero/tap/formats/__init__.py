@@ -8,11 +8,17 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from dpzero.errors import InvalidInputError
-from dpzero.tap.formats._columns import ResultColumn, columns_for_schema, votable_datatype
+from dpzero.tap.formats._columns import (
+    ColumnText,
+    ResultColumn,
+    columns_for_schema,
+    votable_datatype,
+)
 from dpzero.tap.formats.tabular import delimited_stream, parquet_stream
 from dpzero.tap.formats.votable import votable_error, votable_stream
 
 __all__ = [
+    "ColumnText",
     "ResultColumn",
     "ResultFormat",
     "columns_for_schema",
@@ -142,7 +148,7 @@ def write_result(
     """Encode a result as a stream of bytes in the chosen format."""
     batches, plain = _plain_batches(batches, schema)
     if plain is not schema:
-        described = {c.name: (c.unit, c.ucd, c.description) for c in columns}
+        described = {c.name: c for c in columns}
         columns = columns_for_schema(plain, described)
         schema = plain
     if fmt is _VOTABLE:

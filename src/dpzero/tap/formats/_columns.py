@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import pyarrow as pa
 
-__all__ = ["ResultColumn", "columns_for_schema", "votable_datatype"]
+__all__ = ["ColumnText", "ResultColumn", "columns_for_schema", "votable_datatype"]
+
+
+class ColumnText(Protocol):
+    """What a schema says of a column: the catalog's column metadata is one."""
+
+    @property
+    def unit(self) -> str: ...
+    @property
+    def ucd(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def utype(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -22,7 +37,7 @@ class ResultColumn:
         ``double``, ``char``).
     arraysize
         ``"*"`` for variable-length strings, else None.
-    unit, ucd, description
+    unit, ucd, description, utype
         From the schema when the column is a catalog column, else empty.
     xtype
         ``timestamp`` for times, else None.
@@ -35,6 +50,7 @@ class ResultColumn:
     ucd: str = ""
     description: str = ""
     xtype: str | None = None
+    utype: str = ""
 
 
 def votable_datatype(arrow_type: pa.DataType) -> tuple[str, str | None, str | None]:
@@ -61,7 +77,7 @@ def votable_datatype(arrow_type: pa.DataType) -> tuple[str, str | None, str | No
 
 
 def columns_for_schema(
-    schema: pa.Schema, described: dict[str, tuple[str, str, str]] | None = None
+    schema: pa.Schema, described: Mapping[str, ColumnText] | None = None
 ) -> list[ResultColumn]:
     """Result columns for an Arrow schema.
 
@@ -70,20 +86,21 @@ def columns_for_schema(
     schema
         The result's Arrow schema.
     described
-        Optional (unit, ucd, description) per column name; otherwise taken from the
-        fields' metadata (``unit``, ``ucd``, ``description`` keys) when present.
+        Optional schema text per column name; otherwise taken from the fields'
+        metadata (``unit``, ``ucd``, ``description``, ``utype`` keys) when present.
     """
     columns = []
     for field in schema:
         datatype, arraysize, xtype = votable_datatype(field.type)
-        meta = field.metadata or {}
-        unit, ucd, description = (described or {}).get(
-            field.name,
-            (
-                meta.get(b"unit", b"").decode(),
-                meta.get(b"ucd", b"").decode(),
-                meta.get(b"description", b"").decode(),
-            ),
+        text = (described or {}).get(field.name)
+        if text is not None:
+            unit, ucd, description, utype = text.unit, text.ucd, text.description, text.utype
+        else:
+            meta = field.metadata or {}
+            unit, ucd, description, utype = (
+                meta.get(key, b"").decode() for key in (b"unit", b"ucd", b"description", b"utype")
+            )
+        columns.append(
+            ResultColumn(field.name, datatype, arraysize, unit, ucd, description, xtype, utype)
         )
-        columns.append(ResultColumn(field.name, datatype, arraysize, unit, ucd, description, xtype))
     return columns

@@ -73,6 +73,7 @@ def parquet_stream(
             b"unit": col.unit.encode(),
             b"ucd": col.ucd.encode(),
             b"description": col.description.encode(),
+            b"utype": col.utype.encode(),
         }
         fields.append(field.with_metadata(meta))
     out_schema = pa.schema(fields)

@@ -47,6 +47,8 @@ def _field(col: ResultColumn) -> str:
         attrs.append(f"ucd={quoteattr(col.ucd)}")
     if col.xtype:
         attrs.append(f"xtype={quoteattr(col.xtype)}")
+    if col.utype:
+        attrs.append(f"utype={quoteattr(col.utype)}")
     description = f"<DESCRIPTION>{escape(col.description)}</DESCRIPTION>" if col.description else ""
     return f"<FIELD {' '.join(attrs)}>{description}</FIELD>\n"
 
