@@ -26,7 +26,7 @@ from dpzero.catalog import (
     read_manifest,
 )
 from dpzero.catalog._index import ObjectIndex
-from dpzero.catalog._layout import store_lock
+from dpzero.catalog._layout import collect_garbage, store_lock
 from dpzero.errors import InvalidInputError
 from dpzero.schema import load_schema
 
@@ -295,7 +295,14 @@ def test_reingest_replaces_a_table_atomically(tmp_path, tiny_store):
     now = read_manifest(store)
     assert now.entry(DB, "object").version != old.entry(DB, "object").version
     assert now.entry(DB, "truth_match") == old.entry(DB, "truth_match")
-    # The old version is gone, the symlink points at the new one.
+    # The symlink points at the new version; the old one stays, retired, for the queries
+    # planned on it, until the grace period ends.
+    assert os.readlink(store / DB / "object") == f"object@{now.entry(DB, 'object').version}"
+    old_dir = store / old.entry(DB, "object").relative_dir
+    assert (old_dir / ".retired").is_file()
+    with store_lock(store):
+        assert collect_garbage(store, now) == []
+        assert collect_garbage(store, now, grace_seconds=0) == [old_dir]
     versions = sorted(p.name for p in (store / DB).iterdir() if p.name.startswith("object@"))
     assert versions == [f"object@{now.entry(DB, 'object').version}"]
     # An open reader sees the new table at its next query.

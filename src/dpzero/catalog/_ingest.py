@@ -19,6 +19,7 @@ from dpzero.catalog._layout import (
     commit_manifest,
     new_version,
     read_manifest,
+    retire_replaced,
     staging_dir,
     store_lock,
 )
@@ -221,6 +222,7 @@ def _ingest_locked(
                 if not any(db_dir.iterdir()):
                     db_dir.rmdir()
                 raise
+            retire_replaced(store, manifest, new_manifest)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         collect_garbage(store, new_manifest)

@@ -16,9 +16,11 @@ A store is a folder::
       .staging-<version>/               only while an ingest runs
 
 Readers go through ``dpzero-store.json`` only, so an ingest becomes visible at the single
-``os.replace`` that writes it. Anything not named there (a staging folder or table
-version left by an interrupted ingest, a replaced version) is garbage that the next
-ingest removes.
+``os.replace`` that writes it. Anything not named there is garbage that the next ingest
+removes: a staging folder or table version left by an interrupted ingest (never seen by a
+reader) at once, a replaced version only once it has been retired for
+`RETIRED_GRACE_SECONDS`: a query planned on the old manifest (a long async TAP job, a
+stream still being read) keeps reading the files it planned on.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ __all__ = [
     "partition_file",
     "read_manifest",
     "read_partitions",
+    "retire_replaced",
     "store_lock",
 ]
 
@@ -59,6 +62,10 @@ TABLE_META_FILE = "dpzero-table.json"
 INDEX_DIR = "dpzero-index"
 MARGIN_SUFFIX = "_10arcs"
 FORMAT_VERSION = 1
+RETIRED_FILE = ".retired"
+# Longer than the TAP service's largest EXECUTIONDURATION (6 h by default), so no query
+# that planned on a replaced version can outlive its files.
+RETIRED_GRACE_SECONDS = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -301,9 +308,32 @@ def link_tables(store: Path, manifest: StoreManifest) -> None:
         os.replace(tmp, link)
 
 
-def collect_garbage(store: Path, manifest: StoreManifest) -> list[Path]:
+def retire_replaced(store: Path, before: StoreManifest, after: StoreManifest) -> None:
+    """Mark the versions ``before`` named and ``after`` does not as retired from now.
+
+    `collect_garbage` keeps a retired version for `RETIRED_GRACE_SECONDS`.
+    """
+    live = {e.relative_dir for e in after.tables.values()}
+    for entry in before.tables.values():
+        folder = store / entry.relative_dir
+        if entry.relative_dir not in live and folder.is_dir():
+            (folder / RETIRED_FILE).write_text(f"{time.time()}\n")
+
+
+def _in_grace(version_dir: Path, grace_seconds: float) -> bool:
+    marker = version_dir / RETIRED_FILE
+    try:
+        return time.time() - marker.stat().st_mtime < grace_seconds
+    except FileNotFoundError:
+        return False  # never published (an interrupted ingest): no reader can hold it
+
+
+def collect_garbage(
+    store: Path, manifest: StoreManifest, grace_seconds: float = RETIRED_GRACE_SECONDS
+) -> list[Path]:
     """Remove staging folders and table versions the manifest does not name.
 
+    A version retired less than ``grace_seconds`` ago stays (see `retire_replaced`).
     Call only while holding `store_lock`. Returns what was removed.
     """
     removed: list[Path] = []
@@ -322,7 +352,7 @@ def collect_garbage(store: Path, manifest: StoreManifest) -> list[Path]:
             continue
         for child in db_dir.iterdir():
             if "@" in child.name and not child.is_symlink():
-                if f"{db}/{child.name}" not in live:
+                if f"{db}/{child.name}" not in live and not _in_grace(child, grace_seconds):
                     _remove(child)
                     removed.append(child)
             elif child.name.startswith(".") and child.is_symlink():
