@@ -22,7 +22,9 @@ import pyarrow.parquet as pq
 __all__ = ["BUCKET_ROWS", "INDEX_ROW_GROUP", "DuplicateKey", "Location", "ObjectIndex",
            "build_index"]  # fmt: skip
 
-INDEX_ROW_GROUP = 65_536
+# A lookup decodes one row group per id: 4,096 rows cost ~6× less than 65,536 for 12 ids
+# in a 2.7 M-row index (2.4 vs 15.5 ms CPU); older stores with larger groups still read.
+INDEX_ROW_GROUP = 4_096
 BUCKET_ROWS = 8_000_000
 _META = "index.json"
 
