@@ -13,7 +13,8 @@ from dpzero.catalog._pruning import Cone, Polygon, Region, Zone
 from dpzero.catalog._store import PartitionedPlan, QueryPlan, TableScan
 
 if TYPE_CHECKING:
-    from dpzero.adql import IdConstraint, TableCatalog, TableRegions
+    from dpzero.adql import AdqlQuery, IdConstraint, TableCatalog, TableRegions
+    from dpzero.catalog._selection import Selection
     from dpzero.catalog._store import CatalogStore
 
 __all__ = ["adql_plan", "run_adql", "store_catalog", "stream_adql"]
@@ -227,24 +228,65 @@ def adql_plan(
     dpzero.adql.AdqlError
         If the query is not valid ADQL or names unknown tables or columns.
     """
-    from dpzero.adql import (
-        ColumnInfo,
-        TableCatalog,
-        id_constraints,
-        parse_adql,
-        resolve,
-        search_regions,
-        to_duckdb,
-    )
+    from dpzero.adql import parse_adql
 
+    query = parse_adql(text)
     inline = dict(tables or {})
+    return _general_plan(store, query, _catalog(store, inline), inline)
+
+
+def _catalog(store: CatalogStore, inline: Mapping[str, pa.Table]) -> TableCatalog:
+    """Name resolution's catalog: the store's tables and the in-memory ones."""
+    from dpzero.adql import ColumnInfo, TableCatalog
+
     extra = TableCatalog(
         {
             name: tuple(ColumnInfo(f.name, _adql_datatype(f.type)) for f in table.schema)
             for name, table in inline.items()
         }
     )
-    resolved = resolve(parse_adql(text), store_catalog(store).merged(extra))
+    return store_catalog(store).merged(extra)
+
+
+def plan_or_selection(
+    store: CatalogStore, text: str, tables: Mapping[str, pa.Table] | None = None
+) -> Selection | QueryPlan | PartitionedPlan:
+    """Like `adql_plan`, but a plain selection comes back as a `Selection` (no SQL made).
+
+    Raises
+    ------
+    dpzero.adql.AdqlError
+        If the query is not valid ADQL or names unknown tables or columns.
+    """
+    from dpzero.adql import parse_adql
+    from dpzero.catalog._selection import plain_selection
+
+    query = parse_adql(text)
+    inline = dict(tables or {})
+    catalog = _catalog(store, inline)
+
+    def general() -> QueryPlan:
+        plan = _general_plan(store, query, catalog, inline)
+        assert isinstance(plan, QueryPlan)
+        return plan
+
+    try:
+        selection = plain_selection(store, query, catalog, inline, general)
+    except Exception:
+        selection = None
+    return selection if selection is not None else _general_plan(store, query, catalog, inline)
+
+
+def _general_plan(
+    store: CatalogStore,
+    query: AdqlQuery,
+    catalog: TableCatalog,
+    inline: dict[str, pa.Table],
+) -> QueryPlan | PartitionedPlan:
+    """`adql_plan` of a parsed query."""
+    from dpzero.adql import id_constraints, resolve, search_regions, to_duckdb
+
+    resolved = resolve(query, catalog)
     inline_bindings = {}
     inline_names = {}
     inline_lower = {k.lower(): k for k in inline}
@@ -496,7 +538,10 @@ def run_adql(
     limit: int | None = None,
 ) -> pa.Table:
     """Answer an ADQL query on ``store`` (see `CatalogStore.query_adql`)."""
-    plan = _limited(adql_plan(store, text, tables), limit)
+    found = plan_or_selection(store, text, tables)
+    if not isinstance(found, QueryPlan | PartitionedPlan):
+        return store.select(found, limit).read_all()
+    plan = _limited(found, limit)
     if isinstance(plan, PartitionedPlan) and plan.merge_sql is None and limit is not None:
         plan = replace(plan, merge_sql=f"SELECT * FROM partials LIMIT {int(limit)}")
     return store.query(plan)
@@ -509,5 +554,8 @@ def stream_adql(
     limit: int | None = None,
 ) -> pa.RecordBatchReader:
     """Answer an ADQL query on ``store`` as record batches (see `CatalogStore.stream_adql`)."""
-    reader = store.stream(_limited(adql_plan(store, text, tables), limit))
+    found = plan_or_selection(store, text, tables)
+    if not isinstance(found, QueryPlan | PartitionedPlan):
+        return store.select(found, limit)
+    reader = store.stream(_limited(found, limit))
     return reader if limit is None else _first_rows(reader, limit)

@@ -21,6 +21,8 @@ from dpzero.catalog._store import CatalogStore, PartitionedPlan, QueryPlan, Tabl
 if TYPE_CHECKING:
     from dask.distributed import Client
 
+    from dpzero.catalog._selection import Selection
+
 __all__ = ["DaskCatalogStore"]
 
 _OPEN: dict[str, LocalCatalogStore] = {}
@@ -77,6 +79,10 @@ class DaskCatalogStore(CatalogStore):
             for p in partitions
         ]
         return self._local.merge_partials(query, self.client.gather(futures))
+
+    def select(self, selection: Selection, limit: int | None = None) -> pa.RecordBatchReader:
+        """Rows of a plain selection, read in this process (a few row groups)."""
+        return self._local.select(selection, limit)
 
     def stream(self, query: str | QueryPlan | PartitionedPlan) -> pa.RecordBatchReader:
         """Like `query`; partitioned plans without merge SQL yield each partition's rows

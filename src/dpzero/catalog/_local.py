@@ -18,6 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
@@ -45,6 +46,9 @@ from dpzero.catalog._store import (
     TableScan,
 )
 from dpzero.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from dpzero.catalog._selection import Selection
 
 __all__ = ["LocalCatalogStore", "open_store"]
 
@@ -385,6 +389,22 @@ class LocalCatalogStore(CatalogStore):
             if (self.path / STORE_FILE).stat().st_mtime_ns == self._stamp:
                 raise
             return run(query)
+
+    def select(self, selection: Selection, limit: int | None = None) -> pa.RecordBatchReader:
+        """Rows of a plain selection, read and filtered here without DuckDB's SQL.
+
+        Raises
+        ------
+        InvalidInputError
+            For errors the query's values cause.
+        """
+        from dpzero.catalog._direct import read_selection
+
+        def run(_: object) -> pa.RecordBatchReader:
+            self._refresh()
+            return read_selection(self, selection, limit)
+
+        return self._retrying(run, "")
 
     def _plan_of(self, query: str | QueryPlan | PartitionedPlan) -> QueryPlan | PartitionedPlan:
         """The plan to run on the current store version (a one-statement form when it has one)."""

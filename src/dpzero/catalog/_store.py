@@ -13,6 +13,7 @@ from dpzero.catalog._pruning import Region
 from dpzero.errors import InvalidInputError
 
 if TYPE_CHECKING:
+    from dpzero.catalog._selection import Selection
     from dpzero.schema import ColumnSpec
 
 __all__ = [
@@ -223,6 +224,22 @@ class CatalogStore(ABC):
         """
         table = self.query(query)
         return pa.RecordBatchReader.from_batches(table.schema, table.to_batches())
+
+    def select(self, selection: Selection, limit: int | None = None) -> pa.RecordBatchReader:
+        """Rows of a plain selection (see `dpzero.catalog._selection`), at most ``limit``.
+
+        Backends that read rows directly override this; the default runs the
+        selection's DuckDB plan.
+
+        Raises
+        ------
+        InvalidInputError
+            For errors the query's values cause.
+        """
+        from dpzero.catalog._adql import _first_rows, _limited
+
+        reader = self.stream(_limited(selection.general_plan(), limit))
+        return reader if limit is None else _first_rows(reader, limit)
 
     def query_adql(
         self,

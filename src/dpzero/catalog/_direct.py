@@ -1,0 +1,201 @@
+"""The local store's reader of plain selections: row groups in, exact rows out, no DuckDB.
+
+For each partition and row group the selection's pruning keeps (the same choice as the
+DuckDB path), the columns the WHERE clause reads are read first and decided in numpy;
+the other columns are then read only from row groups holding a result row. DuckDB sees
+a narrow table of candidate rows only when the WHERE clause has conditions numpy does
+not decide, or a row lies on a limit within rounding (see `dpzero.catalog._selection`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dpzero.catalog._pruning import coverage_ranges, rows_in_ranges
+from dpzero.catalog._selection import ROW_COLUMN, Selection
+
+if TYPE_CHECKING:
+    from dpzero.catalog._local import LocalCatalogStore, _Partition, _Table
+
+__all__ = ["read_selection"]
+
+HEALPIX_COLUMN = "_healpix_29"
+# Rows gathered from partitions before a batch is handed out.
+BATCH_ROWS = 65_536
+
+
+def read_selection(
+    store: LocalCatalogStore, selection: Selection, limit: int | None
+) -> pa.RecordBatchReader:
+    """The selection's rows as record batches, read partition by partition.
+
+    The first partition is read now (so errors come before any row); the others as the
+    reader is consumed. At most ``limit`` rows (and the query's TOP).
+    """
+    table = store._table(selection.scan.table)
+    schema = pa.schema(
+        [pa.field(out, table.schema.field(stored).type) for out, stored, _ in selection.outputs]
+    )
+    most = selection.limit(limit)
+    scan = selection.scan
+    ranges = None
+    if scan.region is not None:
+        ranges = coverage_ranges(scan.region, dilate_deg=scan.dilate_arcsec / 3600.0)
+    narrow = list(dict.fromkeys([HEALPIX_COLUMN, *selection.where_columns]))
+    if scan.ids is not None and table.entry.key_column is not None:
+        narrow = list(dict.fromkeys([*narrow, table.entry.key_column]))
+    wide = [stored for _, stored, _ in selection.outputs if stored not in narrow]
+    ids = None if scan.ids is None else pa.array(sorted(set(scan.ids)), type=pa.int64())
+
+    def pieces() -> Iterator[pa.Table]:
+        left = most
+        for part, groups, _ in table._plan_reads(scan, ranges, None, None):
+            if left is not None and left <= 0:
+                return
+            if not groups:
+                continue
+            rows = _partition_rows(
+                store, table, part, groups, selection, narrow, wide, ranges, ids, left
+            )
+            if rows is None:
+                continue
+            if left is not None:
+                left -= rows.num_rows
+            yield rows
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        # Partitions' rows in batches of at least BATCH_ROWS (one NaN pass per batch).
+        waiting: list[pa.Table] = []
+        rows = 0
+        for piece in found:
+            waiting.append(piece)
+            rows += piece.num_rows
+            if rows >= BATCH_ROWS:
+                yield from _output(pa.concat_tables(waiting), selection, schema).to_batches()
+                waiting, rows = [], 0
+        if waiting:
+            yield from _output(pa.concat_tables(waiting), selection, schema).to_batches()
+
+    found = pieces()
+    first = next(found, None)
+    if first is not None:
+        found = _chain(first, found)
+    return pa.RecordBatchReader.from_batches(schema, batches())
+
+
+def _chain(first: pa.Table, rest: Iterator[pa.Table]) -> Iterator[pa.Table]:
+    yield first
+    yield from rest
+
+
+def _partition_rows(
+    store: LocalCatalogStore,
+    table: _Table,
+    part: _Partition,
+    groups: list[int],
+    selection: Selection,
+    narrow: list[str],
+    wide: list[str],
+    ranges: np.ndarray | None,
+    ids: pa.Array | None,
+    left: int | None,
+) -> pa.Table | None:
+    """The selected rows of some row groups of one partition (stored column names)."""
+    from dpzero.catalog._local import _HANDLES
+
+    first = _HANDLES.read(part, groups, narrow)
+    n = first.num_rows
+    candidate = np.ones(n, dtype=bool)
+    if ranges is not None:
+        candidate &= rows_in_ranges(ranges, first.column(HEALPIX_COLUMN).to_numpy())
+    key = table.entry.key_column
+    if ids is not None and key is not None:
+        candidate &= np.asarray(pc.is_in(first.column(key), value_set=ids))
+    values = {}
+    unknown = np.zeros(n, dtype=bool)
+    for name in {c for t in selection.tests for c in t.columns}:
+        column = first.column(name)
+        if column.null_count:
+            unknown[:] = True  # nulls: DuckDB decides every row of these groups
+        values[name] = _numbers(column)
+    sure = candidate & ~unknown
+    possible = candidate.copy()
+    for test in selection.tests:
+        yes, maybe = test.decide(values)
+        sure &= yes & ~maybe
+        possible &= yes | maybe | unknown
+    if selection.residual:
+        # Conditions numpy does not decide: the whole WHERE clause, in DuckDB, on the
+        # rows the tests did not rule out.
+        keep = _decide_in_duckdb(store, first, np.flatnonzero(possible), selection)
+    else:
+        keep = np.flatnonzero(sure)
+        undecided = possible & ~sure
+        if undecided.any():  # on a limit within rounding: as DuckDB rounds
+            more = _decide_in_duckdb(store, first, np.flatnonzero(undecided), selection)
+            keep = np.union1d(keep, more)
+    if left is not None:
+        keep = keep[:left]
+    if keep.size == 0:
+        return None
+    columns = {name: first.column(name).take(keep) for name in narrow}
+    if wide:
+        # Read the other columns only from the row groups holding a kept row.
+        sizes = np.array([part.footer()[0].row_group(g).num_rows for g in groups])
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        which = np.searchsorted(starts, keep, side="right") - 1
+        hit = np.unique(which)
+        hit_sizes = sizes[hit]
+        hit_starts = np.zeros(len(groups), dtype=np.int64)
+        hit_starts[hit] = np.concatenate([[0], np.cumsum(hit_sizes)[:-1]])
+        second = _HANDLES.read(part, [groups[i] for i in hit], wide)
+        at = keep - starts[which] + hit_starts[which]
+        taken = second.take(pa.array(at))
+        for name in wide:
+            columns[name] = taken.column(name)
+    return pa.table(columns)
+
+
+def _numbers(column: pa.ChunkedArray) -> np.ndarray:
+    """A column's values for the numpy tests: float64 for floating point, else as stored."""
+    values = column.to_numpy()
+    if values.dtype.kind == "f":
+        return values.astype(np.float64, copy=False)
+    return values
+
+
+def _decide_in_duckdb(
+    store: LocalCatalogStore, rows: pa.Table, ask: np.ndarray, selection: Selection
+) -> np.ndarray:
+    """Which of the rows ``ask`` satisfy the whole WHERE clause (DuckDB on those rows)."""
+    from dpzero.catalog._local import _execute
+
+    if ask.size == 0:
+        return ask
+    columns = {name: rows.column(name).take(ask) for name in selection.where_columns}
+    columns[ROW_COLUMN] = pa.array(ask, type=pa.int64())
+    cur = store._cursor()
+    try:
+        cur.register("__narrow", pa.table(columns))
+        kept = _execute(cur, selection.where_sql())
+    finally:
+        cur.close()
+    return np.sort(kept.column(0).to_numpy())
+
+
+def _output(rows: pa.Table, selection: Selection, schema: pa.Schema) -> pa.Table:
+    """Stored columns as the result: renamed, NaN as NULL in floating-point columns."""
+    arrays = []
+    for _, stored, nan_as_null in selection.outputs:
+        column = rows.column(stored)
+        if nan_as_null and column.type in (pa.float32(), pa.float64()):
+            nan = pc.is_nan(column)
+            if pc.any(nan).as_py():
+                column = pc.if_else(nan, pa.scalar(None, column.type), column)
+        arrays.append(column)
+    return pa.Table.from_arrays(arrays, schema=schema)
