@@ -442,7 +442,9 @@ class Exposure:
         OSError
             If the file exists and ``overwrite`` is false, or cannot be written.
         """
-        _to_hdulist(self).writeto(path, overwrite=overwrite)
+        # The headers are built here from typed values: astropy's verification of
+        # every card would only repeat that, at half the cost of writing a 512² image.
+        _to_hdulist(self).writeto(path, overwrite=overwrite, output_verify="ignore")
 
 
 def read_exposure(

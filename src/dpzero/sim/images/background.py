@@ -54,7 +54,7 @@ class Background:
         hdu.header["BKGNX"] = (self.width, "columns of the modelled image")
         hdu.header["BKGNY"] = (self.height, "rows of the modelled image")
         hdu.header["BKGINTRP"] = ("BILINEAR", "interpolation between cell centres")
-        hdu.writeto(path)
+        hdu.writeto(path, output_verify="ignore")  # four cards written just above
 
     @classmethod
     def read_fits(cls, path: str | os.PathLike[str]) -> Background:
