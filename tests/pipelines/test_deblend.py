@@ -156,6 +156,44 @@ def test_children_fluxes_sum_to_the_parent_and_match_truth(blend: dict) -> None:
         assert meas["blendedness"][c] == pytest.approx(0.0, abs=1e-6)
 
 
+def test_a_star_seen_in_one_band_only_keeps_its_footprint() -> None:
+    # A red star at PSF S/N 7 in i and nothing in r (as deep): in an inverse-variance
+    # mean of the bands its S/N would be 7/√2 < 5 and its footprint would vanish; a
+    # footprint is the union of the bands' own footprints, so it stays.
+    from dpzero.pipelines.tasks.coadd import tract_wcs
+    from dpzero.pipelines.tasks.measure_coadd import (
+        DeblendCoaddTask,
+        DetectCoaddTask,
+        MergeDetectionsTask,
+    )
+
+    loc = DC2_SKYMAP.locate([62.0], [-37.0])
+    tract, patch = int(loc.tract[0]), int(loc.patch_x[0]) + 7 * int(loc.patch_y[0])
+    box = Box(int(loc.patch_x[0]) * DC2_SKYMAP.patch_inner + 1000,
+              int(loc.patch_y[0]) * DC2_SKYMAP.patch_inner + 1000, SIZE, SIZE)  # fmt: skip
+    sigma = FWHM / 2.3548
+    flux = 7.0 * NOISE * math.sqrt(4 * math.pi * sigma**2)  # PSF S/N 7
+    rng = np.random.default_rng(11)
+    coadds = {}
+    for band, stars in (("i", [(64.0, 64.0, flux)]), ("r", [])):
+        coadds[band] = Exposure(
+            image=_stars_image(stars, rng),
+            mask=np.zeros((SIZE, SIZE), np.int32),
+            variance=np.full((SIZE, SIZE), NOISE**2),
+            wcs=tract_wcs(DC2_SKYMAP, tract, box),
+            psf=Psf.gaussian(FWHM),
+            photo_calib=PhotoCalib(1.0),
+            bbox=box,
+        )
+    dets = {b: DetectCoaddTask().run(c, DC2_SKYMAP, tract).detections for b, c in (
+        ("i", coadds["i"]),)}  # fmt: skip
+    merged = MergeDetectionsTask().run(dets).merged
+    catalog = DeblendCoaddTask().run(coadds, merged, DC2_SKYMAP, tract, patch).catalog
+    star = _nearest(catalog, box, 64.0, 64.0)
+    assert math.hypot(catalog["x"][star] - box.x0 - 64, catalog["y"][star] - box.y0 - 64) < 1
+    assert catalog["detect_isPrimary"][star]
+
+
 def _check_against_schema(table: pa.Table, schema_table: str) -> None:
     spec = load_schema("dp02_dc2").table(schema_table)
     order = [c for c in spec.column_names if c in table.column_names]

@@ -9,9 +9,8 @@ What it measures, on the primary objects (``detect_isPrimary``) of every
   robust scatter (1.4826·MAD) in bins of true magnitude, and for the bright stars;
 - completeness: fraction of true stars (and of all true objects) in the coadds'
   footprint with a matched object, per magnitude bin of the reference band, its 50 %
-  magnitude, and the
-  truth depth: the 5σ point-source magnitude of the coadd (its median variance
-  over the PSF's noise-equivalent area 4πσ²);
+  magnitude, and the truth depth: the 5σ point-source magnitude of the coadds actually
+  made (see `visit_psf_flux_noise`);
 - star/galaxy separation: ``refExtendedness`` against the true type.
 
 The truth is the simulator's universe (`dpzero.sim.load_truth`) or any Parquet file
@@ -27,6 +26,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -35,7 +35,14 @@ from numpy.typing import NDArray
 
 from dpzero.errors import InvalidInputError
 
-__all__ = ["GOALS", "ValidationReport", "load_truth_table", "validate_run"]
+__all__ = [
+    "GOALS",
+    "ValidationReport",
+    "VisitConditions",
+    "load_truth_table",
+    "validate_run",
+    "visit_psf_flux_noise",
+]
 
 GOALS = {"astrometry_mas": 20.0, "photometry_percent": 1.0, "completeness_mag": 0.3}
 """Issue 7's goals: bright-star astrometry rms, bright-star photometric offset,
@@ -51,6 +58,7 @@ class BandResult:
 
     band: str
     depth_m5: float
+    depth_source: str
     bright_stars: int
     bright_offset_percent: float
     bright_scatter_percent: float
@@ -118,7 +126,9 @@ class ValidationReport:
                 f"{f'{b.band} photometry scatter, bright stars (%)':<44} "
                 f"{b.bright_scatter_percent:>10.2f}"
             )
-            lines.append(f"{f'{b.band} coadd 5σ depth (truth)':<44} {b.depth_m5:>10.2f}")
+            lines.append(
+                f"{f'{b.band} coadd 5σ depth (truth)':<44} {b.depth_m5:>10.2f}  ({b.depth_source})"
+            )
         lines += [
             f"{f'{self.reference_band} 50% completeness, stars (mag)':<44} "
             f"{self.completeness_50_mag:>10.2f}  within {GOALS['completeness_mag']} of "
@@ -187,7 +197,7 @@ def validate_run(
     InvalidInputError
         If ``repo`` is not a Butler repository or the collection holds no Object table.
     """
-    objects, coadds = _read_run(repo, collection)
+    objects, coadds, conditions = _read_run(repo, collection)
     primary = objects.filter(objects.column("detect_isPrimary").fill_null(False))
     bands = sorted(coadds, key=lambda b: "irzygu".index(b) if b in "irzygu" else 9)
     ref_band = bands[0]
@@ -199,7 +209,7 @@ def validate_run(
     t_type = truth.column("truth_type").to_numpy(zero_copy_only=False)
     inside = _in_footprint(coadds[ref_band], t_ra, t_dec)
     t_idx = np.nonzero(inside)[0]
-    depth = {b: _depth(coadds[b]) for b in bands}
+    depth = {b: _depth(coadds[b], conditions) for b in bands}
 
     # Each object's nearest truth, and each true object's nearest object.
     obj_truth, obj_sep = _nearest(ra, dec, t_ra[t_idx], t_dec[t_idx])
@@ -232,7 +242,8 @@ def validate_run(
         band_results.append(
             BandResult(
                 band=band,
-                depth_m5=depth[band],
+                depth_m5=depth[band][0],
+                depth_source=depth[band][1],
                 bright_stars=int(bright.sum()),
                 bright_offset_percent=100 * float(np.median(ratio)) if ratio.size else math.nan,
                 bright_scatter_percent=100 * _robust_sigma(ratio) if ratio.size else math.nan,
@@ -276,7 +287,7 @@ def validate_run(
         completeness_50_mag=m50,
         completeness_all_bins=comp_all,
         completeness_all_50_mag=_fifty_percent(comp_all),
-        depth_m5=depth[ref_band],
+        depth_m5=depth[ref_band][0],
         star_as_point_fraction=stars_ok,
         galaxy_as_extended_fraction=galaxies_ok,
         classified=int(sure.sum()),
@@ -291,16 +302,84 @@ def validate_run(
 # ----------------------------------------------------------------------------- reading
 
 
+@dataclass(frozen=True)
+class VisitConditions:
+    """A visit's observing conditions, as its raws' headers record them.
+
+    Attributes
+    ----------
+    band
+        Band letter.
+    exposure_time
+        Seconds.
+    airmass
+        Airmass at the boresight.
+    seeing
+        Delivered PSF FWHM (arcsec): the FWHM of the Kolmogorov PSF the simulator draws.
+    sky_mag
+        Sky brightness, AB mag per arcsec².
+    """
+
+    band: str
+    exposure_time: float
+    airmass: float
+    seeing: float
+    sky_mag: float
+
+
+def visit_psf_flux_noise(conditions: VisitConditions) -> float:
+    """1σ noise (nJy) of a point source's optimal PSF flux in one simulated visit.
+
+    From the simulator's own numbers, not from the pipeline's products: sky electrons
+    per pixel (sky brightness through the band's zero point at the visit's airmass),
+    dark current and read noise per pixel, over the noise-equivalent area
+    ``1 / Σ p²`` of the pixelised Kolmogorov PSF the simulator renders (about 40 %
+    larger than a Gaussian's ``4πσ²`` of the same FWHM, whose wings it lacks).
+    """
+    import galsim
+
+    from dpzero.sim.images.camera import GAIN, PIXEL_SCALE_ARCSEC, READ_NOISE_ADU
+    from dpzero.sim.images.instrument import DARK_CURRENT
+    from dpzero.sim.images.observing import Visit
+
+    visit = Visit(
+        id=0,
+        band=conditions.band,
+        mjd=0.0,
+        exposure_time=conditions.exposure_time,
+        airmass=conditions.airmass,
+        seeing=conditions.seeing,
+        psf_e1=0.0,
+        psf_e2=0.0,
+        sky_mag=conditions.sky_mag,
+        ra=0.0,
+        dec=0.0,
+        rotation=0.0,
+    )
+    per_pixel = (
+        visit.sky_electrons + DARK_CURRENT * conditions.exposure_time + (READ_NOISE_ADU * GAIN) ** 2
+    )
+    kernel = galsim.Kolmogorov(fwhm=conditions.seeing).drawImage(
+        nx=101, ny=101, scale=PIXEL_SCALE_ARCSEC
+    )
+    psf = kernel.array / kernel.array.sum()
+    area = 1.0 / float(np.sum(psf**2))
+    return math.sqrt(per_pixel * area) / visit.electrons_per_njy
+
+
 @dataclass
 class _Coadd:
     wcs: object
     shape: tuple[int, int]
     n_image: NDArray
     variance: float
-    fwhm: float
+    psf_kernel: NDArray | None
+    visits: list[int]
 
 
-def _read_run(repo: str, collection: str) -> tuple[pa.Table, dict[str, list[_Coadd]]]:
+def _read_run(
+    repo: str, collection: str
+) -> tuple[pa.Table, dict[str, list[_Coadd]], dict[int, VisitConditions]]:
     from lsst.daf.butler import Butler, MissingCollectionError
 
     try:
@@ -318,21 +397,61 @@ def _read_run(repo: str, collection: str) -> tuple[pa.Table, dict[str, list[_Coa
                 "step3 first"
             )
         objects = pa.concat_tables([butler.get(ref) for ref in refs])
+        # The visits each coadd was made of: its warps.
+        warps: dict[tuple[int, int, str], list[int]] = {}
+        instruments: dict[int, str] = {}
+        for ref in butler.query_datasets(
+            "deepCoadd_directWarp", collections=collection, explain=False
+        ):
+            key = (int(ref.dataId["tract"]), int(ref.dataId["patch"]), str(ref.dataId["band"]))
+            warps.setdefault(key, []).append(int(ref.dataId["visit"]))
+            instruments[int(ref.dataId["visit"])] = str(ref.dataId["instrument"])
+        conditions = _visit_conditions(butler, collection, instruments)
         coadds: dict[str, list[_Coadd]] = {}
         for ref in butler.query_datasets("deepCoadd", collections=collection, explain=False):
             exposure = butler.get(ref)
             n_image = butler.get("deepCoadd_nImage", dataId=ref.dataId, collections=collection)
             good = n_image > 0
-            coadds.setdefault(str(ref.dataId["band"]), []).append(
+            band = str(ref.dataId["band"])
+            coadds.setdefault(band, []).append(
                 _Coadd(
                     wcs=exposure.wcs,
                     shape=exposure.image.shape,
                     n_image=n_image,
                     variance=float(np.median(exposure.variance[good])) if good.any() else math.nan,
-                    fwhm=exposure.psf.fwhm if exposure.psf is not None else math.nan,
+                    psf_kernel=exposure.psf.kernel if exposure.psf is not None else None,
+                    visits=warps.get(
+                        (int(ref.dataId["tract"]), int(ref.dataId["patch"]), band), []
+                    ),
                 )
             )
-    return objects, coadds
+    return objects, coadds, conditions
+
+
+def _visit_conditions(
+    butler: Any, collection: str, instruments: dict[int, str]
+) -> dict[int, VisitConditions]:
+    """Each visit's conditions from one of its raws' primary header, where recorded.
+
+    ``instruments`` maps each visit to its instrument (a visit is also an exposure).
+    """
+    found: dict[int, VisitConditions] = {}
+    for visit, instrument in sorted(instruments.items()):
+        refs = butler.query_datasets(
+            "raw",
+            collections=collection,
+            data_id={"instrument": instrument, "exposure": visit},
+            limit=1,
+            explain=False,
+        )
+        if not refs:
+            continue
+        header = butler.get(refs[0])[0].header
+        values = [header.get(k) for k in ("EXPTIME", "AIRMASS", "SEEING", "SKYBRITE")]
+        band = refs[0].dataId["band"]
+        if all(isinstance(v, int | float) for v in values):
+            found[visit] = VisitConditions(str(band), *(float(v) for v in values))
+    return found
 
 
 def _column(table: pa.Table, name: str) -> NDArray[np.float64]:
@@ -362,14 +481,32 @@ def _in_footprint(coadds: list[_Coadd], ra: NDArray, dec: NDArray, margin: int =
     return inside
 
 
-def _depth(coadds: list[_Coadd]) -> float:
-    """5σ point-source magnitude: noise over the PSF's effective area 4πσ²."""
+def _depth(coadds: list[_Coadd], conditions: dict[int, VisitConditions]) -> tuple[float, str]:
+    """5σ point-source magnitude of a band's coadds (median over patches), and its source.
+
+    Where every input visit's conditions are known (a simulated survey), from the
+    simulator's numbers (`visit_psf_flux_noise`), the visits combined with inverse
+    variance weights as many times as the coadd's median pixel has inputs; otherwise
+    from the coadd itself: its median variance over its PSF's noise-equivalent area.
+    """
     values = []
+    sources = set()
     for c in coadds:
-        sigma = c.fwhm / 2.3548
-        noise = math.sqrt(c.variance * 4 * math.pi * sigma**2)
+        covered = c.n_image[c.n_image > 0]
+        if c.visits and all(v in conditions for v in c.visits) and covered.size:
+            inverse = [visit_psf_flux_noise(conditions[v]) ** -2 for v in c.visits]
+            noise = (float(np.median(covered)) * float(np.mean(inverse))) ** -0.5
+            sources.add("simulated visits")
+        elif c.psf_kernel is not None:
+            psf = c.psf_kernel / c.psf_kernel.sum()
+            noise = math.sqrt(c.variance / float(np.sum(psf**2)))
+            sources.add("coadd variance")
+        else:
+            continue
         values.append(AB_NJY - 2.5 * math.log10(5 * noise))
-    return float(np.median(values)) if values else math.nan
+    if not values:
+        return math.nan, "unknown"
+    return float(np.median(values)), " + ".join(sorted(sources))
 
 
 def _nearest(ra: NDArray, dec: NDArray, ra2: NDArray, dec2: NDArray) -> tuple[NDArray, NDArray]:

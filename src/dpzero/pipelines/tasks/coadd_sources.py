@@ -29,6 +29,7 @@ __all__ = [
     "band_image",
     "detect",
     "extendedness",
+    "matched_kernel",
     "measure_band",
     "union_box",
 ]
@@ -88,7 +89,7 @@ def band_image(coadd: Exposure, box: Box) -> BandImage:
     return BandImage(np.ascontiguousarray(image), np.ascontiguousarray(err), bad, psf, box)
 
 
-def _filter_kernel(psf: Psf) -> NDArray[np.float32]:
+def matched_kernel(psf: Psf) -> NDArray[np.float32]:
     """The PSF cut to ±2σ: sep's matched filter, so the threshold is a PSF S/N."""
     sigma = psf.fwhm / 2.3548
     half = min(psf.kernel.shape[0] // 2, max(1, math.ceil(2 * sigma)))
@@ -97,13 +98,19 @@ def _filter_kernel(psf: Psf) -> NDArray[np.float32]:
 
 
 def detect(
-    band: BandImage, threshold: float, min_area: int, *, deblend_cont: float = 1.0
+    band: BandImage,
+    threshold: float,
+    min_area: int,
+    *,
+    deblend_cont: float = 1.0,
+    matched_filter: bool = True,
 ) -> tuple[NDArray, NDArray[np.int32]]:
     """Sources above ``threshold`` (matched-filter S/N) and their segmentation map.
 
     ``deblend_cont=1`` keeps each connected footprint whole (parents); sep's
     multi-threshold deblending splits them at smaller contrasts. Cleaning is off so the
-    deblended segments partition the parents' pixels exactly.
+    deblended segments partition the parents' pixels exactly. ``matched_filter=False``
+    for an image that is already a S/N (no further filtering, ``err`` of 1).
     """
     import sep
 
@@ -113,7 +120,7 @@ def detect(
         err=band.err,
         mask=band.bad,
         minarea=min_area,
-        filter_kernel=_filter_kernel(band.psf),
+        filter_kernel=matched_kernel(band.psf) if matched_filter else None,
         filter_type="matched",
         deblend_nthresh=32,
         deblend_cont=deblend_cont,

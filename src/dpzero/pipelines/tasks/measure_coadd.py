@@ -7,12 +7,14 @@ The chain of Rubin's DRP step3 after coaddition, one task each:
 - ``mergeDetections`` (`MergeDetectionsTask`, per patch): the bands' peaks merged
   within ``mergeRadius`` pixels, bands in priority order i, r, z, y, g, u →
   ``deepCoadd_mergeDet`` (``merge_peak_<band>`` flags);
-- ``deblend`` (`DeblendCoaddTask`, per patch): on the inverse-variance weighted mean
-  of the bands, footprints (parents) from `sep.extract` without deblending, split
-  into children by sep's multi-threshold deblending; parents holding no merged peak
-  are dropped. A parent with one child is an isolated object (``parentObjectId`` 0,
-  ``deblend_nChild`` 0); otherwise the parent gets a row with ``deblend_nChild``
-  children whose ``parentObjectId`` is its id, as in Rubin's Object table →
+- ``deblend`` (`DeblendCoaddTask`, per patch): on the patch's significance image
+  (per pixel the highest of the bands' PSF-matched S/N, so a footprint is the union
+  of the bands' own footprints), footprints (parents) from `sep.extract` without
+  deblending, split into children by sep's multi-threshold deblending; parents
+  holding no merged peak are dropped. A parent with one child is an isolated object
+  (``parentObjectId`` 0, ``deblend_nChild`` 0); otherwise the parent gets a row with
+  ``deblend_nChild`` children whose ``parentObjectId`` is its id, as in Rubin's Object
+  table →
   ``deepCoadd_deblendedCatalog`` and ``deepCoadd_deblendedFootprints`` (parent and
   child labels on the patch's common frame). Ids are DP0.2's
   ``((tract·49 + patch) << 43) + n``;
@@ -49,6 +51,7 @@ from dpzero.pipelines.tasks.coadd_sources import (
     BandImage,
     band_image,
     detect,
+    matched_kernel,
     measure_band,
     union_box,
 )
@@ -314,7 +317,7 @@ class DeblendCoaddConfig(PipelineTaskConfig, pipelineConnections=DeblendCoaddCon
 
 
 class DeblendCoaddTask(PipelineTask):
-    """Footprints on the multi-band detection image, split into children."""
+    """Footprints on the bands' significance image, split into children."""
 
     ConfigClass = DeblendCoaddConfig
     _DefaultName = "deblend"
@@ -357,11 +360,22 @@ class DeblendCoaddTask(PipelineTask):
         """
         cfg = self.config
         box = union_box(list(coadds.values()))
-        detection = _detection_image([band_image(c, box) for c in coadds.values()])
-        parents, parent_seg = detect(detection, cfg.detectionThreshold, cfg.minArea)
-        leaves, leaf_seg = detect(
-            detection, cfg.detectionThreshold, cfg.minArea, deblend_cont=cfg.deblendContrast
+        bands = [band_image(c, box) for c in coadds.values()]
+        significance = _significance_image(bands)
+        parents, parent_seg = detect(
+            significance, cfg.detectionThreshold, cfg.minArea, matched_filter=False
         )
+        leaves, leaf_seg = detect(
+            significance,
+            cfg.detectionThreshold,
+            cfg.minArea,
+            deblend_cont=cfg.deblendContrast,
+            matched_filter=False,
+        )
+        # Shapes from the light itself, not from the PSF-smoothed significance.
+        mean = _mean_image(bands).image
+        parents = _with_moments(parents, parent_seg, mean)
+        leaves = _with_moments(leaves, leaf_seg, mean)
         # Each child's parent: the parent label under its pixels (they nest, as both
         # passes share the threshold and cleaning is off).
         on = leaf_seg > 0
@@ -459,7 +473,36 @@ def _append(
     rows["footprintArea"].append(area)
 
 
-def _detection_image(bands: list[BandImage]) -> BandImage:
+def _significance_image(bands: list[BandImage]) -> BandImage:
+    """Per pixel, the highest of the bands' matched-filter S/N (err 1).
+
+    Above a threshold it is the union of the footprints each band's own detection
+    finds at that threshold (`DetectCoaddTask`), so an object seen in one band only (a
+    red star in i) keeps its footprint; an inverse-variance mean of the bands would
+    dilute it with the other bands' noise.
+    """
+    from scipy import ndimage
+
+    best = np.full(bands[0].image.shape, -np.inf)
+    for band in bands:
+        kernel = matched_kernel(band.psf).astype(np.float64)
+        weight = np.where(band.bad, 0.0, 1.0 / band.err**2)
+        signal = ndimage.correlate(band.image * weight, kernel, mode="constant")
+        noise = np.sqrt(ndimage.correlate(weight, kernel**2, mode="constant"))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            snr = np.where(noise > 0, signal / noise, -np.inf)
+        best = np.maximum(best, snr)
+    bad = ~np.isfinite(best)
+    return BandImage(
+        np.ascontiguousarray(np.where(bad, 0.0, best)),
+        np.ones(best.shape),
+        bad,
+        bands[0].psf,
+        bands[0].box,
+    )
+
+
+def _mean_image(bands: list[BandImage]) -> BandImage:
     """Inverse-variance weighted mean of the bands, with its noise and a mean PSF."""
     weights = [np.where(b.bad, 0.0, 1.0 / b.err**2) for b in bands]
     total = np.sum(weights, axis=0)
@@ -476,6 +519,34 @@ def _detection_image(bands: list[BandImage]) -> BandImage:
         Psf.gaussian(fwhm),
         bands[0].box,
     )
+
+
+def _with_moments(objects: NDArray, segmap: NDArray[np.int32], image: NDArray) -> NDArray:
+    """``objects`` with ``x2``, ``y2``, ``xy``: second moments of ``image``'s positive
+    light on each object's segment, about the segment's light-weighted centre."""
+    from scipy import ndimage
+
+    out = objects.copy()
+    if len(out) == 0:
+        return out
+    labels = np.arange(1, len(out) + 1)
+    light = np.clip(image, 0.0, None)
+    yy, xx = np.indices(image.shape, dtype=np.float64)
+    total = ndimage.sum_labels(light, segmap, labels)
+    ok = total > 0
+    safe = np.where(ok, total, 1.0)
+
+    def mean(values: NDArray) -> NDArray:
+        return ndimage.sum_labels(light * values, segmap, labels) / safe
+
+    cx, cy = mean(xx), mean(yy)
+    x2 = mean(xx**2) - cx**2
+    y2 = mean(yy**2) - cy**2
+    xy = mean(xx * yy) - cx * cy
+    out["x2"] = np.where(ok, x2, out["x2"])
+    out["y2"] = np.where(ok, y2, out["y2"])
+    out["xy"] = np.where(ok, xy, out["xy"])
+    return out
 
 
 def _footprint_box(catalog: Table, footprints: NDArray) -> Box:
