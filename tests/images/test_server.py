@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlparse
 
 import httpx
 import numpy as np
@@ -11,7 +11,8 @@ import pyvo
 from lsst.daf.butler import Butler
 from pyvo.dal.adhoc import DatalinkResults
 
-from dpzero.repo.exposure import read_exposure
+from dpzero.repo.dimensions import RELEASE_COLLECTION
+from dpzero.repo.exposure import Exposure, read_exposure
 from tap.conftest import ServerProcess
 
 from .conftest import ImageRepo
@@ -77,3 +78,90 @@ def test_from_an_obscore_row_to_a_cutout(server: ServerProcess, images_repo: Ima
     cut = read_exposure(io.BytesIO(stream.read()))
     assert cut.bbox.x0 == 23 and cut.bbox.y0 == 12 and cut.image.shape == (5, 5)
     np.testing.assert_array_equal(cut.image, full.image[12:17, 23:28])
+
+
+OBJECTS = "dp01_dc2_catalogs.object"
+
+
+def _links_of(server: ServerProcess, object_id: int) -> DatalinkResults:
+    text = quote(f"{OBJECTS}?{object_id}", safe="")
+    return DatalinkResults.from_result_url(f"{server.url}/api/datalink/links?ID={text}")
+
+
+def _linked_ids(links: DatalinkResults) -> set[str]:
+    """Dataset IDs of the ``#this`` rows (from their file URLs)."""
+    return {
+        parse_qs(urlparse(row.access_url).query)["ID"][0]
+        for row in links.bysemantics("#this", include_narrower=False)
+    }
+
+
+def _holding(images: dict[str, Exposure], ra: float, dec: float) -> set[str]:
+    """Brute force: the images whose pixel box holds the position, through their WCS."""
+    held = set()
+    for dataset_id, exposure in images.items():
+        x, y = exposure.wcs.world_to_pixel_values(ra, dec)
+        rows, cols = exposure.image.shape
+        if -0.5 <= x < cols - 0.5 and -0.5 <= y < rows - 0.5:
+            held.add(dataset_id)
+    return held
+
+
+def test_from_an_object_row_to_its_images_and_a_cutout(
+    server: ServerProcess, images_repo: ImageRepo
+) -> None:
+    """ADQL on the object table, the object's DataLink, then its ready cutout."""
+    with Butler(images_repo.root, collections=RELEASE_COLLECTION) as butler:
+        refs = [*butler.query_datasets("calexp"), *butler.query_datasets("deepCoadd_calexp")]
+        images = {images_repo.id_of(ref): butler.get(ref) for ref in refs}
+    tap = pyvo.dal.TAPService(server.tap_url)
+    rows = tap.search(
+        f"SELECT objectId, ra, dec FROM {OBJECTS} "
+        "WHERE CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', 62.0, -37.0, 0.02)) = 1"
+    ).to_table()
+    held = {
+        int(row["objectId"]): _holding(images, float(row["ra"]), float(row["dec"])) for row in rows
+    }
+    inside = [object_id for object_id, ids in held.items() if ids]
+    outside = [object_id for object_id, ids in held.items() if not ids][:5]
+    assert inside and outside
+    for object_id in [*inside, *outside]:
+        links = _links_of(server, object_id)
+        assert _linked_ids(links) == held[object_id], object_id
+        assert not any(row.error_message for row in links)
+
+    position = {int(row["objectId"]): (float(row["ra"]), float(row["dec"])) for row in rows}
+    for object_id in inside:
+        ra, dec = position[object_id]
+        links = _links_of(server, object_id)
+        ready = [
+            row
+            for row in links.bysemantics("#cutout", include_narrower=False)
+            if not row.service_def
+        ]
+        assert len(ready) == len(held[object_id])
+        for row in ready:
+            assert row.content_type == "application/fits"
+            cut = read_exposure(io.BytesIO(httpx.get(row.access_url, timeout=60).content))
+            x, y = cut.wcs.world_to_pixel_values(ra, dec)
+            assert -0.5 <= x < cut.image.shape[1] - 0.5 and -0.5 <= y < cut.image.shape[0] - 0.5
+        # The SODA descriptor of each image takes any other region.
+        circle = (ra, dec, 2 * PIXEL)
+        cut = read_exposure(io.BytesIO(links.get_first_proc().processed(circle=circle).read()))
+        x, y = cut.wcs.world_to_pixel_values(ra, dec)
+        assert -0.5 <= x < cut.image.shape[1] - 0.5 and -0.5 <= y < cut.image.shape[0] - 0.5
+        assert cut.image.shape[0] <= 5 and cut.image.shape[1] <= 5
+
+
+def test_object_faults(server: ServerProcess) -> None:
+    def get(text: str) -> httpx.Response:
+        return httpx.get(f"{server.url}/api/datalink/links", params={"ID": text}, timeout=60)
+
+    missing = get(f"{OBJECTS}?1")
+    assert missing.status_code == 404
+    assert missing.text.startswith(f"NotFoundFault: no object 1 in {OBJECTS}")
+    malformed = get(f"{OBJECTS}?12a")
+    assert malformed.status_code == 400
+    assert malformed.text.startswith("UsageFault: ID ") and "objectId '12a'" in malformed.text
+    not_objects = get("dp01_dc2_catalogs.position?12")
+    assert not_objects.status_code == 400 and "not an object table" in not_objects.text

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
+import pyarrow as pa
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
@@ -18,11 +19,12 @@ from dpzero.auth import get_user
 from dpzero.config import Settings
 from dpzero.images.cutout import parse_region
 from dpzero.images.faults import ImageServiceError, UsageFault
-from dpzero.images.service import ImageService
+from dpzero.images.service import CatalogQuery, ImageService
 
 __all__ = ["get_image_service", "images_router"]
 
 _VOTABLE = "application/x-votable+xml;content=datalink"
+_MAX_IMAGES_PER_OBJECT = 10_000
 _FITS = "application/fits"
 _log = logging.getLogger("dpzero.images")
 
@@ -51,7 +53,21 @@ def get_image_service(request: Request) -> ImageService:
     return request.app.state.image_service
 
 
+def get_catalog_query(request: Request) -> CatalogQuery | None:
+    """ADQL over the TAP service's catalogs and ``ivoa.ObsCore`` (for object IDs)."""
+    tap = getattr(request.app.state, "tap_service", None)
+    if tap is None:
+        return None
+    engine = tap.engine
+
+    def run(adql: str) -> pa.Table:
+        return engine.execute(adql, {}, _MAX_IMAGES_PER_OBJECT).read_all()
+
+    return run
+
+
 Service = Annotated[ImageService, Depends(get_image_service)]
+Catalog = Annotated[CatalogQuery | None, Depends(get_catalog_query)]
 User = Annotated[str, Depends(get_user)]
 
 
@@ -79,8 +95,12 @@ def images_router(settings: Settings) -> APIRouter:
             else str(request.base_url).rstrip("/")  # fmt: skip
 
     @router.api_route("/api/datalink/links", methods=["GET", "POST"])
-    async def links(request: Request, service: Service, user: User) -> Response:
-        """DataLink ``{links}``: the file and the cutout service of each ID."""
+    async def links(request: Request, service: Service, catalog: Catalog, user: User) -> Response:
+        """DataLink ``{links}``: the file and the cutout service of each ID.
+
+        An ID is a dataset (``butler://…``) or a catalog object
+        (``dp01_dc2_catalogs.object?<objectId>``): the images holding the object.
+        """
         try:
             params = await _parameters(request)
             _check_format(
@@ -94,15 +114,20 @@ def images_router(settings: Settings) -> APIRouter:
             ids = [i for i in params.get("ID", []) if i.strip()]
             if not ids:
                 raise UsageFault(
-                    "the ID parameter is missing (ID=butler://<repo-label>/<dataset UUID>)"
+                    "the ID parameter is missing (ID=butler://<repo-label>/<dataset UUID> "
+                    "or ID=<database>.<table>?<objectId>)"
                 )
             if len(ids) > 100:
                 raise UsageFault(f"at most 100 IDs per request, got {len(ids)}")
+            document = await run_in_threadpool(
+                service.links,
+                ids,
+                base_url(request),
+                auth_required=settings.auth.enabled,
+                catalog=catalog,
+            )
         except ImageServiceError as exc:
             return _fault(exc)
-        document = await run_in_threadpool(
-            service.links, ids, base_url(request), auth_required=settings.auth.enabled
-        )
         _log.info("datalink %s: %d IDs", user, len(ids))
         return Response(document, media_type=_VOTABLE)
 

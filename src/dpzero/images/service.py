@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import functools
 import io
+import math
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from urllib.parse import quote, urlencode
 
+import pyarrow as pa
 from astropy.io import fits
 from astropy.wcs import WCS
 from lsst.daf.butler import Butler, DatasetRef
 from lsst.resources import ResourcePath
 
+from dpzero.errors import DpzeroUserError
 from dpzero.images.cutout import SkyRegion, cutout_box
 from dpzero.images.datalink import LinkRow, SodaDescriptor, links_votable
 from dpzero.images.faults import ImageServiceError, NotFoundFault, UsageFault
@@ -29,12 +33,26 @@ from dpzero.images.ids import (
     dataset_id_uri,
     parse_dataset_id,
 )
+from dpzero.images.objects import OBJECT_CUTOUT_RADIUS_ARCSEC, ObjectId, parse_object_id
 from dpzero.repo.exposure import Box
 
-__all__ = ["CUTOUT_STORAGE_CLASSES", "Cutout", "DatasetFile", "ImageService"]
+__all__ = [
+    "CUTOUT_STORAGE_CLASSES",
+    "OBJECT_IMAGE_SUBTYPES",
+    "CatalogQuery",
+    "Cutout",
+    "DatasetFile",
+    "ImageService",
+]
 
 CUTOUT_STORAGE_CLASSES = frozenset({"DpzeroExposure"})
 """Storage classes of the datasets a cutout can be made of (images with a WCS)."""
+
+OBJECT_IMAGE_SUBTYPES = ("lsst.calexp", "lsst.deepCoadd_calexp")
+"""ObsCore ``dataproduct_subtype`` of the images an object's DataLink lists."""
+
+CatalogQuery = Callable[[str], pa.Table]
+"""Runs an ADQL query on the service's catalogs and ``ivoa.ObsCore`` (the TAP engine)."""
 
 _CONTENT_TYPES = {
     ".fits": "application/fits",
@@ -192,30 +210,56 @@ class ImageService:
         )
 
     def links(
-        self, dataset_ids: Sequence[str], base_url: str, *, auth_required: bool = False
+        self,
+        dataset_ids: Sequence[str],
+        base_url: str,
+        *,
+        auth_required: bool = False,
+        catalog: CatalogQuery | None = None,
     ) -> bytes:
-        """The DataLink document of datasets (errors become rows, as DataLink says).
+        """The DataLink document of datasets and catalog objects.
+
+        A dataset ID that is malformed or unknown becomes an error row, as DataLink
+        says; an object ID (`dpzero.images.objects`) that is malformed or unknown
+        fails the whole request, so a client never mistakes a typo for an object
+        outside the images.
 
         Parameters
         ----------
         dataset_ids
-            Public IDs, as the client sent them.
+            Public IDs, as the client sent them: dataset IDs
+            (``butler://<label>/<uuid>``) or object IDs (``<db>.<table>?<objectId>``).
         base_url
             Public URL of the platform (no trailing slash).
         auth_required
             Whether the links need credentials (the platform has logins).
+        catalog
+            Runs ADQL on the catalogs and ``ivoa.ObsCore``; needed for object IDs.
 
         Returns
         -------
         bytes
             The VOTable.
-        """
-        from urllib.parse import quote
 
+        Raises
+        ------
+        UsageFault
+            If an object ID is malformed, or object IDs are given without a catalog.
+        NotFoundFault
+            If an object ID names no object of the catalogs.
+        """
         auth = "required" if auth_required else "false"
         rows: list[LinkRow] = []
         descriptors: list[SodaDescriptor] = []
         for dataset_id in dataset_ids:
+            target = parse_object_id(dataset_id)
+            if target is not None:
+                if catalog is None:
+                    raise UsageFault("object IDs need the service's catalogs, not served here")
+                rows.extend(
+                    self.object_links(dataset_id, target, catalog, base_url, auth, descriptors)
+                )
+                continue
             try:
                 ref = self.find(dataset_id)
                 file = self._dataset_file(ref, dataset_id.strip())
@@ -241,31 +285,127 @@ class ImageService:
             if ref.datasetType.storageClass_name not in CUTOUT_STORAGE_CLASSES:
                 rows.extend(self._auxiliary_rows(dataset_id, ref, base_url, auth))
                 continue
-            resource_id = "cutout-sync" if not descriptors else f"cutout-sync-{len(descriptors)}"
-            descriptors.append(
-                SodaDescriptor(resource_id, f"{base_url}/api/cutout/sync", dataset_id.strip())
-            )
+            rows.append(_soda_row(dataset_id, ref, dataset_id.strip(), base_url, auth, descriptors))
+            rows.extend(self._auxiliary_rows(dataset_id, ref, base_url, auth))
+        return links_votable(rows, descriptors)
+
+    def object_position(self, target: ObjectId, catalog: CatalogQuery) -> tuple[float, float]:
+        """Where a catalog object is (ra, dec degrees), from its table.
+
+        Raises
+        ------
+        NotFoundFault
+            If the catalogs hold no such table or no such object.
+        """
+        table = target.table
+        adql = (
+            f"SELECT {table.ra}, {table.dec} FROM {table.name} "
+            f"WHERE {table.key} = {target.object_id}"
+        )
+        try:
+            found = catalog(adql)
+        except DpzeroUserError:
+            raise NotFoundFault(f"this service has no table {table.name}") from None
+        if found.num_rows == 0:
+            raise NotFoundFault(f"no object {target.object_id} in {table.name}")
+        ra, dec = found.column(0)[0].as_py(), found.column(1)[0].as_py()
+        return (math.nan if ra is None else float(ra)), (math.nan if dec is None else float(dec))
+
+    def images_at(self, ra: float, dec: float, catalog: CatalogQuery) -> list[DatasetRef]:
+        """The calexps and coadds whose footprint holds a position, coadds last.
+
+        The footprints are ObsCore's ``s_region`` (each image's pixel corners through
+        its WCS), tested by the ADQL layer's exact spherical CONTAINS.
+        """
+        if not (math.isfinite(ra) and math.isfinite(dec)):
+            return []
+        subtypes = ", ".join(f"'{subtype}'" for subtype in OBJECT_IMAGE_SUBTYPES)
+        found = catalog(
+            "SELECT obs_publisher_did FROM ivoa.ObsCore "
+            f"WHERE dataproduct_subtype IN ({subtypes}) "
+            f"AND CONTAINS(POINT('ICRS', {ra:.12f}, {dec:.12f}), s_region) = 1"
+        )
+        refs = []
+        for dataset_id in found.column(0).to_pylist():
+            try:
+                refs.append(self.find(dataset_id))
+            except ImageServiceError:
+                continue  # an ObsCore row of another repository state: no image here
+        order = {
+            subtype.removeprefix("lsst."): i for i, subtype in enumerate(OBJECT_IMAGE_SUBTYPES)
+        }
+        return sorted(
+            refs,
+            key=lambda ref: (order.get(ref.datasetType.name, 99), _data_id_words(ref)),
+        )
+
+    def object_links(
+        self,
+        text: str,
+        target: ObjectId,
+        catalog: CatalogQuery,
+        base_url: str,
+        auth: str,
+        descriptors: list[SodaDescriptor],
+    ) -> list[LinkRow]:
+        """Links of a catalog object: for each image holding it, the file and cutouts.
+
+        Each image gets ``#this`` (its file), a ``#cutout`` ready to fetch (a circle of
+        `OBJECT_CUTOUT_RADIUS_ARCSEC` around the object) and a ``#cutout`` naming the
+        SODA service descriptor (appended to ``descriptors``) for any other region.
+        No image holding the object gives no rows.
+
+        Raises
+        ------
+        NotFoundFault
+            If the catalogs hold no such object.
+        """
+        ra, dec = self.object_position(target, catalog)
+        radius = OBJECT_CUTOUT_RADIUS_ARCSEC / 3600.0
+        circle = f"{ra:.10f} {dec:.10f} {radius:.10f}"
+        rows = []
+        for ref in self.images_at(ra, dec, catalog):
+            dataset_id = dataset_id_uri(ref, self.repo_label)
+            try:
+                file = self._dataset_file(ref, dataset_id)
+            except ImageServiceError:
+                continue  # a missing file is no link
             rows.append(
                 LinkRow(
-                    dataset_id,
+                    text,
+                    "#this",
+                    access_url=f"{base_url}/api/datalink/file?ID={quote(dataset_id, safe='')}",
+                    description=f"The file of the {_describe(ref)} ({dataset_id})",
+                    content_type=file.content_type,
+                    content_length=file.size,
+                    content_qualifier="image",
+                    link_auth=auth,
+                    link_authorized=True,
+                )
+            )
+            query = urlencode({"ID": dataset_id, "CIRCLE": circle}, quote_via=quote)
+            rows.append(
+                LinkRow(
+                    text,
                     "#cutout",
-                    service_def=resource_id,
-                    description=f"Cutout of the {_describe(ref)} holding a sky region (SODA)",
+                    access_url=f"{base_url}/api/cutout/sync?{query}",
+                    description=(
+                        f"Cutout of the {_describe(ref)}: {OBJECT_CUTOUT_RADIUS_ARCSEC:g}″ "
+                        f"around object {target.object_id}"
+                    ),
                     content_type="application/fits",
                     content_qualifier="image",
                     link_auth=auth,
                     link_authorized=True,
                 )
             )
-            rows.extend(self._auxiliary_rows(dataset_id, ref, base_url, auth))
-        return links_votable(rows, descriptors)
+            rows.append(_soda_row(text, ref, dataset_id, base_url, auth, descriptors))
+        return rows
 
     def _auxiliary_rows(
         self, dataset_id: str, ref: DatasetRef, base_url: str, auth: str
     ) -> list[LinkRow]:
         """``#auxiliary`` links to the other products of the same data ID and run."""
-        from urllib.parse import quote
-
         rows = []
         for other in self._related(ref):
             other_id = dataset_id_uri(other, self.repo_label)
@@ -366,6 +506,29 @@ class ImageService:
         )
         name = "_".join([ref.datasetType.name, *_data_id_words(ref), "cutout"]) + ".fits"
         return Cutout(data, name, box)
+
+
+def _soda_row(
+    text: str,
+    ref: DatasetRef,
+    dataset_id: str,
+    base_url: str,
+    auth: str,
+    descriptors: list[SodaDescriptor],
+) -> LinkRow:
+    """A ``#cutout`` row naming a new SODA descriptor for the image (appended)."""
+    resource_id = "cutout-sync" if not descriptors else f"cutout-sync-{len(descriptors)}"
+    descriptors.append(SodaDescriptor(resource_id, f"{base_url}/api/cutout/sync", dataset_id))
+    return LinkRow(
+        text,
+        "#cutout",
+        service_def=resource_id,
+        description=f"Cutout of the {_describe(ref)} holding a sky region (SODA)",
+        content_type="application/fits",
+        content_qualifier="image",
+        link_auth=auth,
+        link_authorized=True,
+    )
 
 
 def _with_provenance(data: bytes, cards: tuple[tuple[str, str], ...]) -> bytes:
