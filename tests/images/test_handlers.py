@@ -111,6 +111,18 @@ def test_links_of_several_ids_with_faults(client: httpx.Client, images_repo: Ima
             400,
             "UsageFault: RESPONSEFORMAT 'csv'",
         ),
+        (
+            "/api/datalink/links",
+            {"ID": "dp01_dc2_catalogs.object?1"},
+            400,
+            "UsageFault: object IDs need the service's catalogs",
+        ),
+        (
+            "/api/datalink/links",
+            {"ID": [MISSING, "dp01_dc2_catalogs.object?x"]},
+            400,
+            "UsageFault: ID 'dp01_dc2_catalogs.object?x': objectId 'x' is not an integer",
+        ),
         ("/api/datalink/file", {}, 400, "UsageFault: the ID parameter is missing"),
         ("/api/datalink/file", {"ID": MISSING}, 404, "NotFoundFault: no dataset"),
         ("/api/datalink/file", {"ID": "butler://dp01/xyz"}, 400, "UsageFault: invalid dataset ID"),

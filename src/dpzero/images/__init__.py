@@ -1,7 +1,8 @@
 """Image access: the ObsCore table, DataLink and cutouts over the Butler repository.
 
 Datasets are named ``butler://<repo-label>/<dataset UUID>`` everywhere
-(`dataset_id_uri`, `parse_dataset_id`). SODA regions and the pixel box holding one
+(`dataset_id_uri`, `parse_dataset_id`), catalog objects ``<database>.<table>?<objectId>``
+(`object_id_uri`, `parse_object_id`). SODA regions and the pixel box holding one
 (`parse_region`, `cutout_box`) are pure; `dpzero.images.service.ImageService` (links,
 files, cutouts) and `dpzero.images.handlers` import the Butler when imported.
 """
@@ -22,6 +23,7 @@ from dpzero.images.ids import (
     dataset_id_uri,
     parse_dataset_id,
 )
+from dpzero.images.objects import ObjectId, object_id_uri, parse_object_id
 
 __all__ = [
     "DEFAULT_REPO_LABEL",
@@ -29,6 +31,7 @@ __all__ = [
     "DatasetIdError",
     "ImageServiceError",
     "NotFoundFault",
+    "ObjectId",
     "ParsedDatasetId",
     "PolygonRegion",
     "RangeRegion",
@@ -36,6 +39,8 @@ __all__ = [
     "UsageFault",
     "cutout_box",
     "dataset_id_uri",
+    "object_id_uri",
     "parse_dataset_id",
+    "parse_object_id",
     "parse_region",
 ]
