@@ -116,10 +116,35 @@ def test_psf_and_background(calibrated: dict) -> None:
     assert len(np.unique(ids)) == len(ids) and ids.min() >= 1001 << 20
 
 
-def test_no_reference_match_fails_clearly(tiny_release: TinyRelease) -> None:
+def test_reference_stars_without_a_source_fail_clearly(tiny_release: TinyRelease) -> None:
     from dpzero.pipelines.tasks.calibrate import CalibrateTask, CalibrationFailedError
 
+    # One reference star on the detector, on the pixel farthest from every true star:
+    # the detector has references, yet none matches (as with a WCS far off).
+    wcs = true_wcs(1001, 94)
+    x, y = wcs.all_world2pix(
+        [s.ra for s in tiny_release.stars], [s.dec for s in tiny_release.stars], 0
+    )
+    gx, gy = np.meshgrid(np.arange(SIZE), np.arange(SIZE))
+    distance = np.hypot(gx.ravel()[:, None] - x, gy.ravel()[:, None] - y).min(axis=1)
+    far = int(np.argmax(distance))
+    assert distance[far] > 20  # the first, widest match pass reaches 4 × 5 pixels
+    ra, dec = wcs.all_pix2world([gx.ravel()[far]], [gy.ravel()[far]], 0)
+    lonely = reference(tiny_release)[:1]
+    lonely["coord_ra"], lonely["coord_dec"] = np.radians(ra), np.radians(dec)
+    with pytest.raises(CalibrationFailedError, match="0 reference matches"):
+        CalibrateTask().run(run_isr(tiny_release, 1001, 94), lonely)
+
+
+def test_a_detector_without_reference_stars_is_unprocessable(tiny_release: TinyRelease) -> None:
+    from lsst.pipe.base import NoWorkFound
+
+    from dpzero.pipelines.tasks.calibrate import CalibrateTask, NoReferenceStarsError
+
+    # None of the loaded reference stars falls on the detector: no quantum failure
+    # (which would block every coadd of the visit), but no work with a clear message.
     far = reference(tiny_release)
     far["coord_dec"] = far["coord_dec"] + np.radians(1.0)
-    with pytest.raises(CalibrationFailedError, match="reference matches"):
+    with pytest.raises(NoReferenceStarsError, match=r"none of the \d+ reference stars") as caught:
         CalibrateTask().run(run_isr(tiny_release, 1001, 94), far)
+    assert isinstance(caught.value, NoWorkFound)

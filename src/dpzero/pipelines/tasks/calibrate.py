@@ -36,6 +36,7 @@ from lsst.pipe.base import (
     PipelineTaskConfig,
     PipelineTaskConnections,
     Struct,
+    UnprocessableDataError,
 )
 from lsst.pipe.base import connectionTypes as cT
 from numpy.typing import NDArray
@@ -48,6 +49,7 @@ __all__ = [
     "CalibrateConnections",
     "CalibrateTask",
     "CalibrationFailedError",
+    "NoReferenceStarsError",
     "ReferenceMatch",
     "fit_astrometry",
     "match_reference",
@@ -64,6 +66,17 @@ class CalibrationFailedError(AlgorithmError):
     def metadata(self) -> dict[str, Any]:
         """No extra metadata."""
         return {}
+
+
+class NoReferenceStarsError(UnprocessableDataError):
+    """No reference star falls on the exposure: it cannot be calibrated at all.
+
+    Not an algorithmic failure (nothing would calibrate it without other data), so
+    the quantum ends without outputs instead of failing: the calexps of the visit's
+    other detectors go on into the warps and coadds, as Rubin's executors treat
+    `~lsst.pipe.base.UnprocessableDataError`. ``pipetask report`` lists such quanta
+    with the caveat ``U``.
+    """
 
 
 @dataclass(frozen=True)
@@ -241,6 +254,8 @@ class CalibrateTask(PipelineTask):
         ------
         CalibrationFailedError
             If nothing usable is detected, or no reference star matches.
+        NoReferenceStarsError
+            If not one reference star lies on the exposure.
         """
         import sep
 
@@ -304,6 +319,14 @@ class CalibrateTask(PipelineTask):
         ref_x, ref_y = wcs.all_world2pix(sky_ref[0], sky_ref[1], 0)
         inside = (ref_x > -10) & (ref_x < width + 10) & (ref_y > -10) & (ref_y < height + 10)
         ref_idx = np.nonzero(inside)[0]
+        if ref_idx.size == 0:
+            message = (
+                f"none of the {len(sky_ref[0])} reference stars loaded for this detector "
+                "falls on it, so it has no astrometric or photometric calibration; it is "
+                "left out of the coadds"
+            )
+            self.log.warning("%s", message)
+            raise NoReferenceStarsError(message)
         usable = ~(edge | sat_center | (objects["flag"] > 1)) & (snr > 10)
         pool = np.nonzero(usable)[0]
         match = match_reference(x[pool], y[pool], ref_x[ref_idx], ref_y[ref_idx], cfg.matchRadius)
