@@ -8,11 +8,14 @@ variable stars and supernovae taken at the visit's date.
 
 Objects whose whole flux is below a threshold (the caller passes a PSF
 signal-to-noise of 50 for visits, 100 for coadds) and whose image is not too wide
-are drawn, all at once with numpy, as elliptical Gaussians of the same half-light
-size, disk ellipticity, position and flux instead of exact Sérsic profiles: they add
-the right light at the right place, but their profile's shape is approximate.
-Brighter objects get the exact GalSim profile. This keeps a detector with thousands
-of faint galaxies to about a second.
+(σ ≤ 10 pixels, 2″, PSF included) are drawn, all at once with numpy, as elliptical
+Gaussians of the same half-light size, disk ellipticity, position and flux instead
+of exact Sérsic profiles: they add the right light at the right place, but their
+profile's shape is approximate. Brighter or wider objects get the exact GalSim
+profile. Each stand-in gets a stamp reaching 4σ along its major axis, so a wide
+faint galaxy costs a few thousand pixel evaluations instead of an FFT of its whole
+Sérsic wings. This keeps a detector with thousands of faint galaxies to a fraction
+of a second.
 """
 
 from __future__ import annotations
@@ -235,8 +238,14 @@ def render(
     return image.array
 
 
-_SPLAT_MAX_SIGMA = 3.5
-"""Gaussian stand-ins wider than this (pixels) are drawn exactly instead."""
+_SPLAT_MAX_SIGMA = 10.0
+"""Gaussian stand-ins wider than this (pixels) are drawn exactly instead.
+
+Below the signal-to-noise threshold the profile's shape is lost in the noise whatever
+the size (a wide galaxy's surface brightness is lower still); the bound keeps the
+stamps (4σ of the major axis, up to 6× σ for the most elongated) from growing
+without limit.
+"""
 
 _SPLAT_REACH_SIGMA = 4.0
 """A stand-in's stamp reaches this many σ along its major axis (99.97 % of its light)."""
