@@ -75,6 +75,96 @@ def test_run_then_resume_only_missing(tiny_repo: Path) -> None:
         run_pipeline(str(tiny_repo), "u/test/drp")
 
 
+PIPELINE_OUTPUTS: tuple[str, ...] = (
+    "postISRCCD", "calexp", "calexpBackground", "src", "sourceTable_visit", "visitTable",
+    "ccdVisitTable", "deepCoadd_directWarp", "deepCoadd", "deepCoadd_nImage", "deepCoadd_det",
+    "deepCoadd_mergeDet", "deepCoadd_deblendedCatalog", "deepCoadd_deblendedFootprints",
+    "deepCoadd_meas", "deepCoadd_ref", "deepCoadd_forced_src", "objectTable_tract",
+    "forced_src", "forcedSourceTable_tract",
+)  # fmt: skip
+"""The datasets the DRP pipeline's tasks write (besides their metadata and logs)."""
+
+
+def test_whole_pipeline_on_one_detector_then_published(
+    tiny_repo: Path, tiny_release: TinyRelease, tmp_path: Path
+) -> None:
+    """Steps 1–5 on one detector of both visits (i and r) and the one patch holding its
+    centre, published, read back by ADQL.
+
+    The CI-sized end-to-end run; the slow test below runs every detector and patch.
+    """
+    from astropy.coordinates import SkyCoord
+
+    from dpzero.catalog import open_store
+    from dpzero.pipelines.publish import DP02_DATABASE, TABLE_DATASETS, publish_catalogs
+    from dpzero.schema import load_schema
+    from dpzero.sim.skymap import DC2_SKYMAP
+
+    from .test_calibrate import on_detector
+    from .test_publish import _assert_same_rows
+
+    repo = str(tiny_repo)
+    tract, patch = 3831, 10  # detector 94's centre, in both visits
+    where = f"detector = 94 AND skymap = 'DC2' AND tract = {tract} AND patch = {patch}"
+    report = run_pipeline(repo, "u/test/ci", jobs=1, where=where)
+    assert report.failed == 0 and report.remaining == 0
+    assert report.succeeded == report.total
+    with Butler.from_config(repo, collections="u/test/ci") as butler:
+        for name in PIPELINE_OUTPUTS:
+            assert butler.query_datasets(name, explain=False), f"no {name}"
+        assert {r.dataId["band"] for r in butler.query_datasets("deepCoadd")} == {"i", "r"}
+        objects = pa.concat_tables(
+            [butler.get(r) for r in butler.query_datasets("objectTable_tract")]
+        )
+    # The detector's bright, unsaturated true stars, each found once with its flux.
+    primary = objects.filter(objects.column("detect_isPrimary"))
+    # On the detector in both visits, away from its edges; not the saturated one.
+    both = set.intersection(*(set(on_detector(tiny_release, v, 94).tolist()) for v in VISITS))
+    stars = [
+        i
+        for i in sorted(both)
+        if i != 44 and tiny_release.stars[i].electrons["i"] * NJY_PER_E["i"] > 1e4
+    ]
+    where_is = DC2_SKYMAP.locate(
+        [tiny_release.stars[i].ra for i in stars], [tiny_release.stars[i].dec for i in stars]
+    )
+    in_patch = (where_is.tract == tract) & (where_is.patch_x + 7 * where_is.patch_y == patch)
+    stars = sorted({i for i, inside in zip(stars, in_patch, strict=True) if inside})
+    assert len(stars) >= 5
+    truth = SkyCoord(
+        [tiny_release.stars[i].ra for i in stars],
+        [tiny_release.stars[i].dec for i in stars],
+        unit="deg",
+    )
+    found = SkyCoord(
+        primary.column("coord_ra").to_numpy(), primary.column("coord_dec").to_numpy(), unit="deg"
+    )
+    idx, sep, _ = truth.match_to_catalog_sky(found)
+    assert (sep.arcsec < 0.5).all() and np.median(sep.arcsec) < 0.02
+    assert len(set(idx)) == len(stars)
+    flux = primary.column("i_psfFlux").to_numpy(zero_copy_only=False)[idx]
+    clean = ~primary.column("i_calibFlux_flag").to_numpy(zero_copy_only=False)[idx]
+    expected = np.array([tiny_release.stars[i].electrons["i"] * NJY_PER_E["i"] for i in stars])
+    assert clean.sum() >= 4
+    assert np.median(np.abs(flux[clean] / expected[clean] - 1)) < 0.02
+
+    # Published, the tables read back through ADQL equal the Butler's, row for row.
+    store = tmp_path / "store"
+    publish_catalogs(repo, "u/test/ci", store)
+    catalogs = open_store(store)
+    spec = load_schema("dp02_dc2")
+    with Butler.from_config(repo, collections="u/test/ci") as butler:
+        known = {t.name for t in butler.registry.queryDatasetTypes()}
+        for table, names in TABLE_DATASETS.items():
+            refs = [r for n in names if n in known for r in butler.query_datasets(n)]
+            want = pa.concat_tables([butler.get(r, storageClass="ArrowTable") for r in refs])
+            key = spec.table(table).primary_key[0]
+            columns = ", ".join(want.column_names)
+            got = catalogs.query_adql(f"SELECT {columns} FROM {DP02_DATABASE}.{table}")
+            assert got.num_rows == want.num_rows > 0, table
+            _assert_same_rows(got.sort_by(key), want.sort_by(key), table)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # ~2 min on a quiet machine; more on a loaded one
 def test_whole_pipeline_two_processes_and_nothing_left_to_do(
