@@ -244,7 +244,8 @@ def catalog() -> None:
     "--compression-level",
     type=click.IntRange(1, 22),
     default=None,
-    help="zstd level of the partition files [default: 3].",
+    help="Write the partition files with zstd at this level instead of lz4 (smaller "
+    "files, slower point queries and scans).",
 )
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @user_errors
@@ -260,10 +261,11 @@ def catalog_ingest(
     """Validate the catalogs in SOURCE and publish them in the store, all or nothing."""
     from dpzero.catalog import IngestOptions, ingest_catalogs
 
-    tuning: dict[str, int] = {"partition_rows": partition_rows}
+    tuning: dict[str, int | str] = {"partition_rows": partition_rows}
     if highest_order is not None:
         tuning["highest_order"] = highest_order
     if compression_level is not None:
+        tuning["compression"] = "zstd"
         tuning["compression_level"] = compression_level
     report = ingest_catalogs(
         source,

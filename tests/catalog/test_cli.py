@@ -173,10 +173,13 @@ def test_ingest_tuning_options_shape_the_store_and_lsdb_reads_it(tmp_path):
     orders = {int(p.parent.parent.name.split("=")[1]) for p in fine}
     assert max(orders) == 6 and len(fine) > len(coarse) >= 1
     assert {int(p.parent.parent.name.split("=")[1]) for p in coarse} <= {0, 1, 2, 3}
-    # zstd level 19 writes the same rows in fewer bytes than the default level 3.
+    # --compression-level writes zstd at that level: the same rows in fewer bytes than
+    # the default lz4.
     default = ingest("default", "--partition-rows", "400", "--highest-order", "6")
     assert [p.name for p in default] == [p.name for p in fine]
     assert sum(p.stat().st_size for p in fine) < sum(p.stat().st_size for p in default)
+    assert pq.read_metadata(fine[0]).row_group(0).column(0).compression == "ZSTD"
+    assert pq.read_metadata(default[0]).row_group(0).column(0).compression == "LZ4"
     catalog = lsdb.read_hats(tmp_path / "fine" / "dp01_dc2_catalogs" / "object")
     frame = catalog.compute()
     assert sorted(frame["objectId"].tolist()) == sorted(full.column("objectId").to_pylist())

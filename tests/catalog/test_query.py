@@ -309,6 +309,8 @@ def test_ingest_options_reject_nonsense():
         IngestOptions(partition_rows=0)
     with pytest.raises(InvalidInputError):
         IngestOptions(highest_order=30)
+    with pytest.raises(InvalidInputError, match="compression must be one of lz4"):
+        IngestOptions(compression="brotli")
     with pytest.raises(TypeError):
         IngestOptions(partition_row=5)  # type: ignore[call-arg]
 

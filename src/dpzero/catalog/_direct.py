@@ -108,7 +108,7 @@ def _partition_rows(
     """The selected rows of some row groups of one partition (stored column names)."""
     from dpzero.catalog._local import _HANDLES
 
-    first = _HANDLES.read(part, groups, narrow)
+    first = _HANDLES.read(part, groups, narrow, use_threads=len(groups) > 2)
     n = first.num_rows
     candidate = np.ones(n, dtype=bool)
     if ranges is not None:
@@ -153,7 +153,8 @@ def _partition_rows(
         hit_sizes = sizes[hit]
         hit_starts = np.zeros(len(groups), dtype=np.int64)
         hit_starts[hit] = np.concatenate([[0], np.cumsum(hit_sizes)[:-1]])
-        second = _HANDLES.read(part, [groups[i] for i in hit], wide)
+        # One or two row groups (a small cone, an id) decode faster in one thread.
+        second = _HANDLES.read(part, [groups[i] for i in hit], wide, use_threads=hit.size > 2)
         at = keep - starts[which] + hit_starts[which]
         taken = second.take(pa.array(at))
         for name in wide:

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["IngestOptions", "IngestReport", "ingest_catalogs"]
 
 MARGIN_ARCSEC = 10.0
+CODECS = ("lz4", "zstd", "snappy", "none")
 
 
 @dataclass(frozen=True)
@@ -55,27 +56,37 @@ class IngestOptions:
         Finest HEALPix order a partition may have; raised automatically (up to 10)
         when one cell at this order holds more than ``partition_rows`` rows.
     row_group_rows
-        Rows per Parquet row group inside a partition (small: point queries read few).
+        Rows per Parquet row group inside a partition: point queries decode whole row
+        groups of every column they return, scans pay a cost per row group (see
+        docs/benchmarks-catalog.md for the trade-off measured).
     margin_arcsec
         Radius of the margin cache.
     chunk_rows
         Rows read from an input file at once (fewer for wide tables; bounds memory).
     threads
         Partitions sorted and written at once.
+    compression
+        Parquet codec of the partitions: ``lz4`` (default; decodes about twice as fast
+        as zstd for ~5 % larger files), ``zstd``, ``snappy`` or ``none``.
     compression_level
-        zstd level of the partitions' Parquet (hats' default 15 costs ~3.5× the CPU of
-        3 for ~1.5 % smaller files).
+        zstd level, when ``compression`` is ``zstd`` (hats' default 15 costs ~3.5× the
+        CPU of 3 for ~1.5 % smaller files).
     """
 
     partition_rows: int = 100_000
     highest_order: int = 8
-    row_group_rows: int = 2_000
+    row_group_rows: int = 4_000
     margin_arcsec: float = MARGIN_ARCSEC
     chunk_rows: int = 200_000
     threads: int = 2
+    compression: str = "lz4"
     compression_level: int = 3
 
     def __post_init__(self) -> None:
+        if self.compression not in CODECS:
+            raise InvalidInputError(
+                f"compression must be one of {', '.join(CODECS)}, not {self.compression!r}"
+            )
         for name in ("partition_rows", "row_group_rows", "chunk_rows", "threads"):
             if getattr(self, name) < 1:
                 raise InvalidInputError(f"{name} must be at least 1, not {getattr(self, name)}")
@@ -274,6 +285,7 @@ def _build_table(
             row_group_rows=options.row_group_rows,
             chunk_rows=options.chunk_rows,
             threads=options.threads,
+            compression=options.compression,
             compression_level=options.compression_level,
             properties={"obs_title": f"{database}.{name}"},
             on_rows=bar.update,
@@ -289,6 +301,7 @@ def _build_table(
             ra_column=role.ra_column,
             dec_column=role.dec_column,
             on_partition=lambda: bar.update(1),
+            compression=options.compression,
             compression_level=options.compression_level,
         )
     CollectionProperties(

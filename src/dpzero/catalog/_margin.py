@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dpzero.catalog._partition import codec_kwargs
 from dpzero.catalog._pruning import pixel_range
 
 __all__ = ["build_margin", "margin_order"]
@@ -82,11 +83,13 @@ def build_margin(
     ra_column: str,
     dec_column: str,
     on_partition: Callable[[], None] | None = None,
+    compression: str = "lz4",
     compression_level: int = 3,
 ) -> int:
     """Write the margin catalog of the HATS catalog in ``catalog_dir``; return its rows.
 
-    ``compression_level`` is the zstd level of the margin files. Memory: one
+    ``compression`` is the Parquet codec of the margin files, ``compression_level``
+    its level for zstd. Memory: one
     partition's rows at a time; shards go to a scratch folder inside
     ``margin_dir`` and are merged per partition.
     """
@@ -128,7 +131,7 @@ def build_margin(
         dest.parent.mkdir(parents=True, exist_ok=True)
         if write_kwargs is None:
             write_kwargs = file_io.get_parquet_write_table_kwargs(
-                merged.schema, write_table_kwargs={"compression_level": compression_level}
+                merged.schema, write_table_kwargs=codec_kwargs(compression, compression_level)
             )
             write_kwargs.pop("row_group_size", None)
         pq.write_table(merged, dest, row_group_size=len(merged) or None, **write_kwargs)

@@ -251,8 +251,20 @@ def _spill(
     return schema
 
 
+def codec_kwargs(compression: str, compression_level: int) -> dict[str, object]:
+    """Parquet writer arguments of a codec (a level only where the codec has levels)."""
+    if compression == "zstd":
+        return {"compression": compression, "compression_level": compression_level}
+    return {"compression": compression, "compression_level": None}
+
+
 def _write_partition(
-    spill: Path, dest: Path, schema: pa.Schema, row_group_rows: int, compression_level: int
+    spill: Path,
+    dest: Path,
+    schema: pa.Schema,
+    row_group_rows: int,
+    compression: str,
+    compression_level: int,
 ) -> int:
     """Pass 3 for one partition: gather, sort by ``_healpix_29``, write Parquet."""
     from hats.io import file_io
@@ -268,7 +280,7 @@ def _write_partition(
         table.schema,
         write_table_kwargs={
             "sorting_columns": pq.SortingColumn.from_ordering(schema, ordering),
-            "compression_level": compression_level,
+            **codec_kwargs(compression, compression_level),
         },
     )
     kwargs.pop("row_group_size", None)
@@ -293,6 +305,7 @@ def partition_table(
     row_group_rows: int,
     chunk_rows: int,
     threads: int = 2,
+    compression: str = "lz4",
     compression_level: int = 3,
     properties: dict[str, str] | None = None,
     on_rows: Callable[[int], None] | None = None,
@@ -317,8 +330,8 @@ def partition_table(
         Rows read from an input file at once (fewer for wide tables).
     threads
         Partitions sorted and written at once.
-    compression_level
-        zstd level of the Parquet files.
+    compression, compression_level
+        Parquet codec of the files, and its level for zstd.
     properties
         Extra ``hats.properties`` entries.
     on_rows
@@ -359,7 +372,12 @@ def partition_table(
 
         def write(i: int) -> int:
             return _write_partition(
-                spill_dir / str(i), targets[i], schema, row_group_rows, compression_level
+                spill_dir / str(i),
+                targets[i],
+                schema,
+                row_group_rows,
+                compression,
+                compression_level,
             )
 
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
