@@ -288,40 +288,70 @@ def _splat_gaussians(
     half_trace = 0.5 * (cov[:, 0, 0] + cov[:, 1, 1])
     spread = np.hypot(0.5 * (cov[:, 0, 0] - cov[:, 1, 1]), cov[:, 0, 1])
     halves = np.ceil(_SPLAT_REACH_SIGMA * np.sqrt(half_trace + spread) + 0.5).astype(np.int64)
+    # Stamps of all sizes are gathered and added to the image in one pass per
+    # `_SPLAT_CHUNK_PIXELS`, not one whole-image pass per stamp size.
+    pixels: list[NDArray[np.int64]] = []
+    weights: list[NDArray[np.float64]] = []
+    pending = 0
     for half in np.unique(halves):
         group = np.nonzero(halves == half)[0]
         step = max(1, _SPLAT_CHUNK_PIXELS // (2 * int(half) + 1) ** 2)
         for start in range(0, group.size, step):
             chunk = group[start : start + step]
-            _splat_stamps(image, objects, index[chunk], inv[chunk], int(half))
+            flat, values = _stamps(image.shape, objects, index[chunk], inv[chunk], int(half))
+            pixels.append(flat)
+            weights.append(values)
+            pending += flat.size
+            if pending >= _SPLAT_CHUNK_PIXELS:
+                _add_pixels(image, pixels, weights)
+                pending = 0
+    _add_pixels(image, pixels, weights)
 
 
-def _splat_stamps(
-    image: NDArray[np.float64],
+def _stamps(
+    shape: tuple[int, int],
     objects: SceneObjects,
     index: NDArray[np.int64],
     inv: NDArray[np.float64],
     half: int,
-) -> None:
-    """Add Gaussians of inverse pixel covariances ``inv`` on stamps of ``2 half + 1`` pixels."""
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Gaussians of inverse pixel covariances ``inv`` on stamps of ``2 half + 1`` pixels.
+
+    Returns the flat image index and value of every stamp pixel inside the image.
+    Row and column terms are kept apart until the cross term needs the full stamp.
+    """
     offsets = np.arange(-half, half + 1)
     x, y = objects.x[index], objects.y[index]
-    cx, cy = np.round(x).astype(np.int64), np.round(y).astype(np.int64)
-    px = cx[:, None, None] + offsets[None, None, :]
-    py = cy[:, None, None] + offsets[None, :, None]
-    dx = px - x[:, None, None]
-    dy = py - y[:, None, None]
+    px = np.round(x).astype(np.int64)[:, None, None] + offsets[None, None, :]  # (n, 1, w)
+    py = np.round(y).astype(np.int64)[:, None, None] + offsets[None, :, None]  # (n, w, 1)
+    # Single precision: a stand-in's pixels need ~1e-7 relative accuracy at most.
+    dx = (px - x[:, None, None]).astype(np.float32)
+    dy = (py - y[:, None, None]).astype(np.float32)
+    inv = inv.astype(np.float32)
     q = (
-        inv[:, 0, 0, None, None] * dx * dx
-        + 2.0 * inv[:, 0, 1, None, None] * dx * dy
-        + inv[:, 1, 1, None, None] * dy * dy
+        (-0.5 * inv[:, 0, 0, None, None]) * (dx * dx)
+        + (-0.5 * inv[:, 1, 1, None, None]) * (dy * dy)
+        + (-inv[:, 0, 1, None, None] * dy) * dx
     )
-    values = np.exp(-0.5 * q)
-    values *= (objects.flux[index] / values.sum(axis=(1, 2)))[:, None, None]
-    rows, cols = image.shape
-    inside = (px >= 0) & (px < cols) & (py >= 0) & (py < rows)
-    flat = (py * cols + px)[inside]
-    image += np.bincount(flat, weights=values[inside], minlength=rows * cols).reshape(rows, cols)
+    values = np.exp(q)
+    values *= (objects.flux[index] / values.sum(axis=(1, 2), dtype=np.float64))[:, None, None]
+    rows, cols = shape
+    inside = ((px >= 0) & (px < cols)) & ((py >= 0) & (py < rows))
+    flat = py * cols + px
+    return flat[inside], values[inside]
+
+
+def _add_pixels(
+    image: NDArray[np.float64],
+    pixels: list[NDArray[np.int64]],
+    weights: list[NDArray[np.float64]],
+) -> None:
+    """Add gathered stamp pixels to the image (and empty the lists)."""
+    if pixels:
+        flat, values = np.concatenate(pixels), np.concatenate(weights)
+        image += np.bincount(flat, weights=values, minlength=image.size).reshape(image.shape)
+    pixels.clear()
+    weights.clear()
 
 
 def _psf_fwhm(psf: galsim.GSObject) -> float:
