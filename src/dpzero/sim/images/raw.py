@@ -10,6 +10,8 @@ extension per amplifier, ``Segment10`` … ``Segment17``, ``Segment07`` …
 
 from __future__ import annotations
 
+import functools
+
 from astropy.io import fits
 from astropy.time import Time
 from astropy.wcs import WCS
@@ -76,7 +78,9 @@ def _section(x0: int, x1: int, y0: int, y1: int) -> str:
     return f"[{x0}:{x1},{y0}:{y1}]"
 
 
+@functools.lru_cache(maxsize=512)
 def _amp_header(amp: AmplifierSpec, detector: DetectorSpec) -> fits.Header:
+    """An amplifier's header, the same in every visit (made once; HDUs copy it)."""
     b = amp.data_box
     h = fits.Header()
     h["EXTNAME"] = amp.segment

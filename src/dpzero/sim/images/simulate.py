@@ -388,13 +388,27 @@ def _psf_kernel(psf: galsim.GSObject, jacobian: tuple[float, float, float, float
 def _detection_mask(image: np.ndarray, variance: np.ndarray, psf_sigma: float) -> np.ndarray:
     """``DETECTED``: the PSF-smoothed image 5σ above zero, and the pixels next to it."""
     finite = np.isfinite(image)
-    smoothed = ndimage.gaussian_filter(np.where(finite, image, 0.0), psf_sigma)
+    # Single precision: the threshold is a few σ, far above float32's rounding.
+    smoothed = ndimage.gaussian_filter(np.where(finite, image, 0.0).astype(np.float32), psf_sigma)
     typical = float(np.nanmedian(variance[::4, ::4]))
     noise = math.sqrt(typical) / (2.0 * math.sqrt(math.pi) * psf_sigma)
-    above = (smoothed > 5.0 * noise).astype(np.uint8)
-    detected = (ndimage.maximum_filter(above, size=3) > 0) & finite
+    detected = _grow(smoothed > 5.0 * noise) & finite
     out = np.zeros(image.shape, dtype=np.int32)
     out[detected] = mask_bits("DETECTED")
+    return out
+
+
+def _grow(mask: np.ndarray) -> np.ndarray:
+    """The mask grown by one pixel in all eight directions (a 3×3 dilation).
+
+    Shifted ORs give what ``scipy.ndimage.maximum_filter(size=3)`` gives, ~10× faster.
+    """
+    rows = mask.copy()
+    rows[1:] |= mask[:-1]
+    rows[:-1] |= mask[1:]
+    out = rows.copy()
+    out[:, 1:] |= rows[:, :-1]
+    out[:, :-1] |= rows[:, 1:]
     return out
 
 
