@@ -59,7 +59,7 @@ from dpzero.sim.images.layout import MANIFEST, MAPPER, LegacyLayout
 from dpzero.sim.images.observing import ImageSize, Visit, image_size, plan_visits
 from dpzero.sim.images.raw import raw_hdulist
 from dpzero.sim.images.refcat import reference_catalog
-from dpzero.sim.images.scene import SceneObjects, flux_at, mean_flux, render
+from dpzero.sim.images.scene import SceneObjects, flux_at, mean_flux, psf_fwhm, render
 from dpzero.sim.skymap import DC2_SKYMAP
 
 __all__ = ["ImagesManifest", "pointing_centre", "simulate_images"]
@@ -382,7 +382,7 @@ def _psf_kernel(psf: galsim.GSObject, jacobian: tuple[float, float, float, float
     wcs = galsim.JacobianWCS(*jacobian)
     image = psf.drawImage(nx=_PSF_KERNEL, ny=_PSF_KERNEL, wcs=wcs)
     scale = math.sqrt(abs(jacobian[0] * jacobian[3] - jacobian[1] * jacobian[2]))
-    return Psf(kernel=image.array, fwhm=float(psf.calculateFWHM(scale=0.05, size=256)) / scale)
+    return Psf(kernel=image.array, fwhm=psf_fwhm(psf) / scale)
 
 
 def _detection_mask(image: np.ndarray, variance: np.ndarray, psf_sigma: float) -> np.ndarray:
