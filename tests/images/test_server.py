@@ -165,3 +165,6 @@ def test_object_faults(server: ServerProcess) -> None:
     assert malformed.text.startswith("UsageFault: ID ") and "objectId '12a'" in malformed.text
     not_objects = get("dp01_dc2_catalogs.position?12")
     assert not_objects.status_code == 400 and "not an object table" in not_objects.text
+    not_here = get("dp02_dc2_catalogs.object?12")  # the tiny store holds DP0.1 tables
+    assert not_here.status_code == 404
+    assert not_here.text.startswith("NotFoundFault: this service has no table dp02_dc2_catalogs")
