@@ -443,11 +443,15 @@ def goals(report: dict[str, Any]) -> dict[str, Any]:
 def planning_share(store: Path, classes: list[QueryClass]) -> dict[str, Any]:
     """How much of dpzero's time is ADQL parsing and planning (no data read), per class.
 
-    Profiling evidence for the docs: `adql_plan` is the engine's parse, validate,
-    translate and prune step.
+    Profiling evidence for the docs: the engine's parse, validate, translate and prune
+    step (for a plain selection: parse, resolve and the row tests, no SQL).
     """
     from dpzero.catalog import open_store
-    from dpzero.catalog._adql import adql_plan
+
+    try:  # what query_adql runs: a plain selection's plan, else the SQL plan
+        from dpzero.catalog._adql import plan_or_selection as adql_plan
+    except ImportError:  # dpzero before plain selections
+        from dpzero.catalog._adql import adql_plan
 
     opened = open_store(store)
     out = {}
