@@ -6,6 +6,8 @@ Usage::
     python benchmarks/catalog_compare.py prepare --survey SURVEY --work DIR [--pg-db NAME]
     # the benchmark (every peer, every query class of benchmarks/bench_queries.py)
     python benchmarks/catalog_compare.py run --survey SURVEY --store STORE --work DIR
+    # partition codec and row-group size: DuckDB scan vs single row-group reads
+    python benchmarks/catalog_compare.py layout --store STORE --work DIR [--partitions 12]
     # drop the PostgreSQL database and the Parquet copies
     python benchmarks/catalog_compare.py clean --work DIR [--pg-db NAME]
 
@@ -575,6 +577,101 @@ def clean(args: argparse.Namespace) -> None:
     print(f"dropped database {args.pg_db} and the Parquet copies in {args.work}")
 
 
+# ---------------------------------------------------------------- layout
+
+
+LAYOUTS = [("zstd", 2000), ("lz4", 2000), ("lz4", 4000), ("lz4", 8000), ("lz4", 16000),
+           ("zstd", 8000)]  # fmt: skip
+
+
+def layout(args: argparse.Namespace) -> None:
+    """Codec and row-group size against scan and point-read cost, on some partitions.
+
+    The first ``--partitions`` object partitions of the store are written again with
+    hats' encodings in each (codec, rows per group); DuckDB scans them (COUNT/AVG with a
+    cut, footers cached) and pyarrow reads single row groups of every column (what a
+    small SELECT * cone or one id decodes). CPU medians.
+    """
+    import duckdb
+    from hats.io import file_io
+
+    from dpzero.catalog import open_store
+
+    files = sorted(p.path for p in open_store(args.store)._table(f"{DB}.object").partitions)
+    tables = [pq.ParquetFile(path).read() for path in files[: args.partitions]]
+    rows = sum(t.num_rows for t in tables)
+    state = machine_state()
+    results = []
+    for codec, group in LAYOUTS:
+        folder = args.work / f"layout-{codec}-{group}"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        for i, table in enumerate(tables):
+            kwargs = file_io.get_parquet_write_table_kwargs(
+                table.schema,
+                write_table_kwargs={
+                    "compression": codec,
+                    "compression_level": 3 if codec == "zstd" else None,
+                },
+            )
+            kwargs.pop("row_group_size", None)
+            with pq.ParquetWriter(folder / f"{i}.parquet", table.schema, **kwargs) as writer:
+                for start in range(0, table.num_rows, group):
+                    writer.write_table(table.slice(start, group))
+        con = duckdb.connect()
+        con.execute("SET GLOBAL parquet_metadata_cache = true")
+        scan = (
+            f"SELECT COUNT(*), AVG(mag_i_cModel) FROM read_parquet('{folder}/*.parquet') "
+            f"WHERE mag_i_cModel < {MAG_CUT}"
+        )
+        readers = [pq.ParquetFile(folder / f"{i}.parquet") for i in range(len(tables))]
+        rng = np.random.default_rng(args.seed)
+        picks = [(r, int(rng.integers(r.metadata.num_row_groups))) for r in readers] * 2
+        scan_ms = _cpu_median(lambda: con.sql(scan).fetchall(), 9)  # noqa: B023
+        read_ms = _cpu_median(lambda: [r.read_row_group(g) for r, g in picks], 5) / len(picks)  # noqa: B023
+        size = sum(f.stat().st_size for f in folder.iterdir())
+        results.append({"codec": codec, "rows_per_group": group, "scan_cpu_ms": round(scan_ms, 2),
+                        "row_group_read_cpu_ms": round(read_ms, 3), "bytes": size})  # fmt: skip
+        print(f"{codec:5} {group:6} rows/group: scan {scan_ms:6.1f} ms, one row group of "
+              f"{tables[0].num_columns} columns {read_ms:5.2f} ms, {size / 1e6:6.1f} MB",
+              flush=True)  # fmt: skip
+        shutil.rmtree(folder)
+    # The same rows as one file written by DuckDB (the raw-DuckDB peer's layout).
+    single = args.work / "layout-duckdb-copy.parquet"
+    listed = ", ".join(f"'{path}'" for path in files[: args.partitions])
+    con = duckdb.connect()
+    con.execute(
+        f"COPY (SELECT * FROM read_parquet([{listed}], hive_partitioning = false)) "
+        f"TO '{single}' (FORMAT parquet, COMPRESSION zstd)"
+    )
+    scan = f"SELECT COUNT(*), AVG(mag_i_cModel) FROM '{single}' WHERE mag_i_cModel < {MAG_CUT}"
+    scan_ms = _cpu_median(lambda: con.sql(scan).fetchall(), 9)
+    groups = pq.read_metadata(single).num_row_groups
+    results.append({"codec": "zstd (DuckDB COPY, one file)", "rows_per_group": rows // groups,
+                    "scan_cpu_ms": round(scan_ms, 2), "bytes": single.stat().st_size})  # fmt: skip
+    print(f"one DuckDB COPY file, {groups} row groups: scan {scan_ms:6.1f} ms")
+    single.unlink()
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"catalog_layout-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}.json"
+    summary = {"what": "partition codec and row-group size: scan vs point-read CPU",
+               "store": str(args.store), "partitions": len(tables), "rows": rows,
+               "results": results, "machine_before": state, "machine_after": machine_state(),
+               "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}  # fmt: skip
+    path.write_text(json.dumps(summary, indent=1) + "\n")
+    print(f"wrote {path}")
+
+
+def _cpu_median(run: Callable[[], object], repeat: int) -> float:
+    """Median CPU milliseconds of ``run`` (this process, all threads) after one warm-up."""
+    run()
+    times = []
+    for _ in range(repeat):
+        start = cpu_seconds(os.getpid())
+        run()
+        times.append((cpu_seconds(os.getpid()) - start) * 1000)
+    return float(np.median(times))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -597,6 +694,11 @@ def main() -> None:
     bench.add_argument("--budget", type=float, default=120.0, help="seconds per class and peer")
     bench.add_argument("--scan-budget", type=float, default=240.0)
     bench.add_argument("--seed", type=int, default=1)
+    lay = sub.add_parser("layout", help="codec and row-group size: scan vs point reads")
+    lay.add_argument("--store", type=Path, required=True)
+    lay.add_argument("--work", type=Path, required=True, help="scratch folder")
+    lay.add_argument("--partitions", type=int, default=12)
+    lay.add_argument("--seed", type=int, default=1)
     cl = sub.add_parser("clean", help="drop the database and the Parquet copies")
     cl.add_argument("--work", type=Path, required=True)
     cl.add_argument("--pg-db", default="dpzero_bench_catalog")
@@ -611,6 +713,8 @@ def main() -> None:
         print(json.dumps(timings, indent=1))
     elif args.command == "run":
         run(args)
+    elif args.command == "layout":
+        layout(args)
     else:
         clean(args)
 
