@@ -417,6 +417,20 @@ def test_output_names_are_the_catalog_names(con, catalog) -> None:
     assert con.sql(sql).columns == ["objectId", "mag", "r"]
 
 
+def test_select_star_columns_read_nan_as_null_under_their_names(con, catalog, objects) -> None:
+    # Select-list columns are written as text, not nodes: same names, NaN still NULL.
+    sql = to_duckdb(
+        resolve(parse_adql("SELECT * FROM dp.obj AS o ORDER BY objectId"), catalog),
+        table_names={"dp.obj": "obj_arrow"},
+    )
+    assert 'NULLIF("o"."mag", CAST(\'NaN\' AS DOUBLE)) AS "mag"' in sql
+    assert '"o"."objectId",' in sql
+    table = con.sql(sql).to_arrow_table()
+    assert table.column_names == objects.column_names
+    mag = objects.sort_by("objectId")["mag"].to_numpy(zero_copy_only=False)
+    assert table["mag"].null_count == int(np.isnan(mag).sum()) > 0
+
+
 def test_in_unit_converts_with_the_column_unit(con, catalog) -> None:
     rows = run(
         con, catalog, "SELECT TOP 3 ra, IN_UNIT(ra, 'rad'), IN_UNIT(ra, 'arcsec') FROM dp.obj"

@@ -550,6 +550,35 @@ class _Translator:
             return self.function(node)
         return node
 
+    def plain_select_items(self, tree: exp.Expression) -> None:
+        """Write resolved catalog columns of select lists as SQL text now.
+
+        ``SELECT *`` of a 137-column table resolves into 137 column nodes; rewriting
+        each into ``NULLIF(...) AS name`` nodes and generating them took most of the
+        translation (13 of 15 ms). The text is the same as the nodes would give.
+        """
+        for select in list(tree.find_all(exp.Select)):
+            items = select.expressions
+            if not any(COLUMN_META in item.meta for item in items):
+                continue
+            select.set(
+                "expressions",
+                [
+                    self.raw(self.column_sql(item))
+                    if isinstance(item, exp.Column) and COLUMN_META in item.meta and item.table
+                    else item
+                    for item in items
+                ],
+            )
+
+    def column_sql(self, node: exp.Column) -> str:
+        """A resolved select-list column as `column` and `keep_select_names` write it."""
+        info: ColumnInfo = node.meta[COLUMN_META]
+        text = f"{_quoted(node.table)}.{_quoted(node.name)}"
+        if self.nan_as_null and info.datatype in _FLOAT_TYPES:
+            return f"NULLIF({text}, CAST('NaN' AS DOUBLE)) AS {_quoted(info.name)}"
+        return text
+
     def keep_select_names(self, select: exp.Select) -> None:
         """Give wrapped plain columns of a select list their own name back."""
         names = []
@@ -1041,6 +1070,7 @@ def to_duckdb(
                 new.set("alias", exp.TableAlias(this=exp.to_identifier(table.name, quoted=True)))
             table.replace(new)
     translator = _Translator(nan_as_null, resolved=isinstance(query, ResolvedQuery))
+    translator.plain_select_items(tree)
     tree = translator.rewrite(tree)
     translator.add_computed_columns(tree)
     return translator.finish(tree)
