@@ -139,6 +139,47 @@ def test_rows_on_the_circle_are_decided_as_duckdb_rounds(store, obj):
 
 
 @pytest.mark.parametrize(
+    ("ra0", "dec0", "radius"), [(59.7, -38.4, 0.5), (0.1, -30.0, 0.3), (12.0, -89.8, 0.4)]
+)
+def test_cone_test_agrees_with_duckdb_on_every_row(ra0, dec0, radius):
+    import duckdb
+
+    from dpzero.adql import Circle, register_adql_functions
+    from dpzero.adql._translate import _number
+
+    rng = np.random.default_rng(3)
+    n = 200_000
+    # A disk twice the cone, plus rows on its rim (within 1e-9 deg of the radius).
+    r = radius * 2 * np.sqrt(rng.random(n))
+    r[: n // 4] = radius + rng.uniform(-1e-9, 1e-9, n // 4)
+    angle = rng.uniform(0, 2 * np.pi, n)
+    dec = np.clip(dec0 + r * np.cos(angle), -90, 90)
+    ra = np.mod(ra0 + r * np.sin(angle) / max(math.cos(math.radians(dec0)), 0.01), 360.0)
+    dec[::997] = np.nan
+    circle = Circle(ra0, dec0, radius)
+    low, high = circle.dec_range()
+    limit = math.sin(math.radians(radius) / 2) ** 2
+    test = ConeTest("ra", "dec", ra0, dec0, low, high, limit)
+    sure, maybe = test.decide({"ra": ra, "dec": dec})
+    con = duckdb.connect()
+    register_adql_functions(con)
+    con.register("t", pa.table({"ra": ra, "dec": dec}))
+    inside = (
+        con.sql(
+            f"SELECT coalesce(dec BETWEEN {_number(low)} AND {_number(high)} AND adql_hav(ra, dec, "
+            f"{_number(ra0)}, {_number(dec0)}) <= {_number(limit)}, false) FROM t"
+        )
+        .to_arrow_table()
+        .column(0)
+        .to_numpy(zero_copy_only=False)
+    )
+    assert not (sure & maybe).any()
+    assert (inside[sure]).all()
+    assert not inside[~sure & ~maybe].any()
+    assert sure.sum() > n // 10
+
+
+@pytest.mark.parametrize(
     "query",
     [
         f"SELECT * FROM {OBJ} WHERE {cone(56, -36, 0.2)} ORDER BY ra",

@@ -75,14 +75,27 @@ class ConeTest:
     def decide(self, values: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """(surely true, undecided) masks of the rows."""
         ra, dec = values[self.ra_column], values[self.dec_column]
-        # adql_hav(ra1, dec1, ra2, dec2) with the row first, as the translation calls it.
-        a = np.sin(np.radians(self.dec0 - dec) / 2)
-        b = np.sin(np.radians(self.ra0 - ra) / 2)
-        h = a * a + np.cos(np.radians(dec)) * math.cos(math.radians(self.dec0)) * (b * b)
         in_dec = (dec >= self.low) & (dec <= self.high)
+        cos0 = math.cos(math.radians(self.dec0))
+        # Without trigonometry first: sin(x)^2 <= x^2 and cos(dec) <= cos(smallest |dec|)
+        # bound the haversine from above, so rows whose bound lies well under the limit
+        # are inside (most rows of a wide cone); only the others get the exact test.
+        with np.errstate(invalid="ignore"):
+            nearest = float(np.nanmin(np.abs(dec))) if dec.size and in_dec.any() else 90.0
+        d_dec = np.radians(self.dec0 - dec) / 2
+        d_ra = np.radians(self.ra0 - ra) / 2
+        bound = d_dec * d_dec + (math.cos(math.radians(nearest)) * cos0) * (d_ra * d_ra)
+        inner = in_dec & (bound <= self.limit * (1.0 - 1e-9))
+        rest = np.flatnonzero(in_dec & ~inner)
+        # adql_hav(ra1, dec1, ra2, dec2) with the row first, as the translation calls it.
+        a = np.sin(np.radians(self.dec0 - dec[rest]) / 2)
+        b = np.sin(np.radians(self.ra0 - ra[rest]) / 2)
+        h = a * a + np.cos(np.radians(dec[rest])) * cos0 * (b * b)
         band = _BAND * self.limit + 1e-300
-        sure = in_dec & (h <= self.limit - band)
-        undecided = in_dec & (np.abs(h - self.limit) <= band)
+        sure = inner.copy()
+        sure[rest] = h <= self.limit - band
+        undecided = np.zeros(dec.shape, dtype=bool)
+        undecided[rest] = np.abs(h - self.limit) <= band
         return sure, undecided
 
 
