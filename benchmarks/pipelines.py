@@ -94,7 +94,9 @@ def main() -> None:
     parser.add_argument("--size", default="tiny", choices=["tiny", "small"])
     parser.add_argument("--band", action="append", default=[], help="Only this band.")
     parser.add_argument("--detector", action="append", type=int, default=[])
-    parser.add_argument("--steps", default="step1,step3", help="Subsets, in order.")
+    parser.add_argument(
+        "--steps", default="step1,step2,step3,step4,step5", help="Subsets, in order."
+    )
     parser.add_argument("--jobs", default="1,2")
     parser.add_argument("--bps-cores", type=int, default=2)
     parser.add_argument("--no-bps", action="store_true")
@@ -131,14 +133,16 @@ def main() -> None:
         for i, step in enumerate(args.steps.split(",")):
             command = [DPZERO, "pipeline", "run", "--repo", str(repo), "--output", "u/bench/drp"]
             command += ["--subset", step, "-j", str(jobs), *(["--resume"] if i else [])]
+            load_before = os.getloadavg()[0]
             row = {
                 "executor": "pipetask",
                 "step": step,
                 "jobs": jobs,
                 **run_measured(command, ROOT),
+                "load_before": load_before,
+                "load_after": os.getloadavg()[0],
             }
-            rows.append(row)
-            print(row, flush=True)
+            record(row)
         shutil.rmtree(repo, ignore_errors=True)
     if not args.no_bps:
         repo = args.work / "repo-bps"
@@ -151,13 +155,15 @@ def main() -> None:
         command += ["--output", "u/bench/bps", "--subset", step, "-j", str(args.bps_cores)]
         command += ["--submit-dir", str(workflow)]
         row = {"executor": "bps+parsl", "step": step, "jobs": args.bps_cores}
+        load_before = os.getloadavg()[0]
         row.update(run_measured(command, ROOT))
+        row.update(load_before=load_before, load_after=os.getloadavg()[0])
         record(row)
         shutil.rmtree(repo, ignore_errors=True)
         shutil.rmtree(workflow, ignore_errors=True)
 
     header = f"{'executor':<10} {'step':<6} {'-j':>3} {'quanta':>7} {'wall s':>8} "
-    header += f"{'peak MB':>8} {'quanta/min':>10}"
+    header += f"{'peak MB':>8} {'quanta/min':>10} {'load':>11}"
     print(f"\nPipeline execution, {args.size} images, bands {args.band or 'all'}, "
           f"detectors {args.detector or 'all'} ({os.cpu_count()} cores)")  # fmt: skip
     print(header)
@@ -165,7 +171,8 @@ def main() -> None:
         quanta = f"{r['succeeded']}/{r['total']}"
         print(
             f"{r['executor']:<10} {r['step']:<6} {r['jobs']:>3} {quanta:>7} "
-            f"{r['seconds']:>8.1f} {r['peak_rss_mb']:>8.0f} {r['quanta_per_minute']:>10.1f}"
+            f"{r['seconds']:>8.1f} {r['peak_rss_mb']:>8.0f} {r['quanta_per_minute']:>10.1f} "
+            f"{r['load_before']:>5.1f}→{r['load_after']:<5.1f}"
         )
     print(f"wrote {out}")
 
