@@ -75,6 +75,31 @@ def test_run_then_resume_only_missing(tiny_repo: Path) -> None:
         run_pipeline(str(tiny_repo), "u/test/drp")
 
 
+def test_a_detector_without_reference_stars_is_left_out_and_reported(tiny_repo: Path) -> None:
+    # A reference catalog whose stars all lie 1° north: none falls on the detector.
+    with Butler.from_config(str(tiny_repo), writeable=True) as butler:
+        butler.collections.register("refcats/far")
+        for ref in butler.query_datasets("cal_ref_cat", collections="refcats/DP0.1"):
+            table = butler.get(ref)
+            table["coord_dec"] = table["coord_dec"] + np.radians(1.0)
+            butler.put(table, ref.datasetType, dataId=ref.dataId, run="refcats/far")
+    report = run_pipeline(
+        str(tiny_repo),
+        "u/test/noref",
+        subset="isr,calibrate",
+        where="detector = 94 AND exposure = 1001",
+        inputs=("2.2i/raw/all", "2.2i/calib", "refcats/far", "skymaps"),
+    )
+    # Not a failure (it would block the visit's coadds), but said.
+    assert (report.succeeded, report.failed, report.total) == (2, 0, 2)
+    (line,) = report.unprocessable
+    assert line.startswith("calibrate {") and "'detector': 94" in line
+    assert "none of the" in line and "reference stars" in line
+    assert "left their data out" in report.summary()
+    with Butler.from_config(str(tiny_repo), collections="u/test/noref") as butler:
+        assert not butler.query_datasets("calexp", explain=False)
+
+
 PIPELINE_OUTPUTS: tuple[str, ...] = (
     "postISRCCD", "calexp", "calexpBackground", "src", "sourceTable_visit", "visitTable",
     "ccdVisitTable", "deepCoadd_directWarp", "deepCoadd", "deepCoadd_nImage", "deepCoadd_det",

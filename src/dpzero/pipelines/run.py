@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dpzero.errors import DpzeroUserError, InvalidInputError, OutputExistsError
 
@@ -38,6 +38,7 @@ __all__ = [
     "restart_pipeline",
     "run_pipeline",
     "run_pipeline_bps",
+    "unprocessable_quanta",
 ]
 
 DEFAULT_INPUTS: tuple[str, ...] = ("2.2i/raw/all", "2.2i/calib", "refcats/DP0.1", "skymaps")
@@ -76,6 +77,10 @@ class RunReport:
         The command line run.
     log
         Its combined output.
+    unprocessable
+        Quanta of the run that ended without outputs on data they cannot process
+        (Rubin's ``UnprocessableDataError``, caveat ``U``), each as ``label {data
+        ID}: reason`` (see `unprocessable_quanta`).
     """
 
     output: str
@@ -85,13 +90,18 @@ class RunReport:
     total: int
     command: tuple[str, ...]
     log: str
+    unprocessable: tuple[str, ...] = ()
 
     def summary(self) -> str:
-        """One line for a terminal."""
-        return (
+        """One line for a terminal, and one per quantum left without outputs."""
+        text = (
             f"{self.output}: {self.succeeded} quanta succeeded, {self.failed} failed, "
             f"{self.remaining} blocked, of {self.total}"
         )
+        if self.unprocessable:
+            text += f"; {len(self.unprocessable)} of the succeeded left their data out:"
+            text += "".join(f"\n  {line}" for line in self.unprocessable)
+        return text
 
 
 def pipeline_path(name: str = "DRP") -> Path:
@@ -217,13 +227,65 @@ def run_pipeline(
     # The executor counts quanta skipped behind a failure as failed; report them blocked.
     blocked = min(log.count("Upstream job failed for task"), failed)
     failed, remaining = failed - blocked, remaining + blocked
-    report = RunReport(output, succeeded, failed, remaining, total, tuple(command), log)
+    left_out = tuple(unprocessable_quanta(repo, output)) if succeeded else ()
+    report = RunReport(output, succeeded, failed, remaining, total, tuple(command), log, left_out)
     if error is not None:
         if resume and exists and not counts and "QuantumGraph was empty" in f"{error}\n{log}":
             return report  # every quantum already has its outputs
         tail = "\n".join([*log.strip().splitlines()[-10:], error])
         raise PipelineRunError(f"pipetask failed ({report.summary()}):\n{tail}", report)
     return report
+
+
+def unprocessable_quanta(repo: str, output: str) -> list[str]:
+    """Quanta of ``output``'s newest run that ended on data they cannot process.
+
+    The executor records them as succeeded with the caveat ``UNPROCESSABLE_DATA`` in
+    their metadata (e.g. `calibrate` on a detector without reference stars); the
+    reason is the message of the quantum's own log.
+
+    Returns
+    -------
+    list of str
+        ``label {data ID}: reason`` per quantum.
+    """
+    from lsst.daf.butler import Butler, MissingCollectionError
+    from lsst.pipe.base import QuantumSuccessCaveats
+
+    found: list[str] = []
+    with Butler.from_config(repo) as butler:
+        try:
+            runs = butler.collections.get_info(output).children
+        except MissingCollectionError:
+            return found
+        if not runs:
+            return found
+        run = runs[0]  # pipetask puts the newest run first in the chain
+        names = [t.name for t in butler.registry.queryDatasetTypes("*_metadata")]
+        for name in names:
+            label = name.removesuffix("_metadata")
+            for ref in butler.query_datasets(name, collections=run, explain=False):
+                quantum = butler.get(ref).get("quantum")
+                caveats = int(quantum.get("caveats", 0)) if quantum is not None else 0
+                if not QuantumSuccessCaveats(caveats) & QuantumSuccessCaveats.UNPROCESSABLE_DATA:
+                    continue
+                data_id = {k: ref.dataId[k] for k in ref.dataId.required}
+                found.append(f"{label} {data_id}: {_no_work_reason(butler, label, ref, run)}")
+    return found
+
+
+def _no_work_reason(butler: Any, label: str, ref: Any, run: str) -> str:
+    """The message the executor logged when the quantum stopped with no work."""
+    marker = "exited early with no work found: "
+    try:
+        records = butler.get(f"{label}_log", dataId=ref.dataId, collections=run)
+    except LookupError:
+        return "no usable data"
+    for record in records:
+        message = record.message
+        if marker in message:
+            return message.split(marker, 1)[1].rstrip(".")
+    return "no usable data"
 
 
 def _check_run_arguments(repo: str, jobs: int) -> None:
