@@ -117,6 +117,11 @@ def test_deblend_gives_parent_and_children_with_rubin_ids(blend: dict) -> None:
     isolated = cat[_nearest(cat, box, *truth["C"][:2])]
     assert isolated["parentObjectId"] == 0 and isolated["deblend_nChild"] == 0
     assert isolated["detect_isPrimary"]
+    # Its second moments are the pixelised PSF's (σ² + 1/12), not the smoothed image's.
+    psf_moment = (FWHM / 2.3548) ** 2 + 1 / 12
+    assert isolated["shape_xx"] == pytest.approx(psf_moment, rel=0.1)
+    assert isolated["shape_yy"] == pytest.approx(psf_moment, rel=0.1)
+    assert abs(isolated["shape_xy"]) < 0.1
     tract, patch = blend["tract"], blend["patch"]
     assert (np.asarray(cat["id"]) >> 43 == tract * 49 + patch).all()
     assert len(set(cat["id"])) == len(cat)
