@@ -274,7 +274,11 @@ def plan_or_selection(
         selection = plain_selection(store, query, catalog, inline, general)
     except Exception:
         selection = None
-    return selection if selection is not None else _general_plan(store, query, catalog, inline)
+    if selection is not None:
+        return selection
+    return _general_plan(
+        store, query, catalog, inline, split_whole=not store.runs_whole_tables_at_once
+    )
 
 
 def _general_plan(
@@ -282,8 +286,15 @@ def _general_plan(
     query: AdqlQuery,
     catalog: TableCatalog,
     inline: dict[str, pa.Table],
+    *,
+    split_whole: bool = True,
 ) -> QueryPlan | PartitionedPlan:
-    """`adql_plan` of a parsed query."""
+    """`adql_plan` of a parsed query.
+
+    Without ``split_whole``, a query reading one table whole is not split by partition
+    (a `PartitionedPlan` would carry it as its one-statement form anyway, which a store
+    running plans on one machine prefers; the split costs ~5 ms of sqlglot work).
+    """
     from dpzero.adql import id_constraints, resolve, search_regions, to_duckdb
 
     resolved = resolve(query, catalog)
@@ -319,7 +330,8 @@ def _general_plan(
     }
     neighbours = _neighbour_terms(resolved)
     split = None
-    if not inline_names and not any(own.values()):
+    one_statement = not split_whole and len(by_alias) == 1 and not neighbours
+    if not inline_names and not any(own.values()) and not one_statement:
         # Every table would be read whole: run partition by partition if that fits.
         split = _partitioned(store, resolved, by_alias, neighbours, keys)
         if split is not None and (len(split.plan.scans) > 1 or neighbours):

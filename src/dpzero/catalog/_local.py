@@ -300,6 +300,9 @@ class LocalCatalogStore(CatalogStore):
         The store folder written by `ingest_catalogs`.
     """
 
+    #: DuckDB reads every partition file of a whole-table query in one statement.
+    runs_whole_tables_at_once = True
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()

@@ -177,6 +177,10 @@ class PartitionedPlan:
 class CatalogStore(ABC):
     """A queryable catalog store holding one or more databases."""
 
+    #: Whether the store answers a whole-table query of one table as one statement (it
+    #: then needs no per-partition plan for it).
+    runs_whole_tables_at_once: bool = False
+
     @abstractmethod
     def databases(self) -> list[str]:
         """Database names, sorted."""
