@@ -46,7 +46,9 @@ def read_selection(
     ranges = None
     if scan.region is not None:
         ranges = coverage_ranges(scan.region, dilate_deg=scan.dilate_arcsec / 3600.0)
-    narrow = list(dict.fromkeys([HEALPIX_COLUMN, *selection.where_columns]))
+    # The WHERE columns, and _healpix_29 when a region's cells select rows.
+    first_columns = [HEALPIX_COLUMN] if ranges is not None else []
+    narrow = list(dict.fromkeys([*first_columns, *selection.where_columns]))
     if scan.ids is not None and table.entry.key_column is not None:
         narrow = list(dict.fromkeys([*narrow, table.entry.key_column]))
     wide = [stored for _, stored, _ in selection.outputs if stored not in narrow]
@@ -147,7 +149,9 @@ def _partition_rows(
     columns = {name: first.column(name).take(keep) for name in narrow if name in returned}
     if wide:
         # Read the other columns only from the row groups holding a kept row.
-        sizes = np.array([part.footer()[0].row_group(g).num_rows for g in groups])
+        part.footer()
+        assert part.rg_rows is not None
+        sizes = part.rg_rows[np.asarray(groups)]
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         which = np.searchsorted(starts, keep, side="right") - 1
         hit = np.unique(which)

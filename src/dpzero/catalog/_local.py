@@ -126,6 +126,7 @@ class _Partition:
     meta: pq.FileMetaData | None = None
     rg_lo: np.ndarray | None = None
     rg_hi: np.ndarray | None = None
+    rg_rows: np.ndarray | None = None  # rows of each row group
 
     def footer(self) -> tuple[pq.FileMetaData, np.ndarray, np.ndarray]:
         """The cached footer and per-row-group ``_healpix_29`` min/max."""
@@ -136,11 +137,14 @@ class _Partition:
             lo, hi = pixel_range(self.order, self.pixel)
             los = np.full(meta.num_row_groups, lo, dtype=np.int64)
             his = np.full(meta.num_row_groups, hi - 1, dtype=np.int64)
+            rows = np.zeros(meta.num_row_groups, dtype=np.int64)
             for rg in range(meta.num_row_groups):
-                stats = meta.row_group(rg).column(col).statistics
+                group = meta.row_group(rg)
+                rows[rg] = group.num_rows
+                stats = group.column(col).statistics
                 if stats is not None and stats.has_min_max:
                     los[rg], his[rg] = stats.min, stats.max
-            self.rg_lo, self.rg_hi, self.meta = los, his, meta
+            self.rg_lo, self.rg_hi, self.rg_rows, self.meta = los, his, rows, meta
             _HANDLES.adopt(self.path, reader)
         assert self.rg_lo is not None and self.rg_hi is not None
         return self.meta, self.rg_lo, self.rg_hi
