@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from dpzero.catalog._layout import TableEntry
 from dpzero.catalog._local import LocalCatalogStore
 from dpzero.catalog._store import CatalogStore, PartitionedPlan, QueryPlan, TableMetadata
 
@@ -37,8 +38,13 @@ def _worker_store(path: str) -> LocalCatalogStore:
         return _OPEN[path]
 
 
-def _run_partition(path: str, plan: PartitionedPlan, partition: tuple[int, int]) -> pa.Table:
-    return _worker_store(path).run_partition(plan, partition)
+def _run_partition(
+    path: str,
+    plan: PartitionedPlan,
+    partition: tuple[int, int],
+    pinned: dict[str, TableEntry],
+) -> pa.Table:
+    return _worker_store(path).run_partition(plan, partition, pinned=pinned)
 
 
 class DaskCatalogStore(CatalogStore):
@@ -73,9 +79,10 @@ class DaskCatalogStore(CatalogStore):
         """Run a plan; partitioned plans fan out to the workers, one task per partition."""
         if not isinstance(query, PartitionedPlan):
             return self._local.query(query)
-        partitions = self._local.plan_partitions(query)
+        pinned = self._local.pin(query)
+        partitions = self._local.plan_partitions(query, pinned)
         futures = [
-            self.client.submit(_run_partition, str(self.path), query, p, pure=False)
+            self.client.submit(_run_partition, str(self.path), query, p, pinned, pure=False)
             for p in partitions
         ]
         return self._local.merge_partials(query, self.client.gather(futures))
@@ -92,11 +99,12 @@ class DaskCatalogStore(CatalogStore):
         if query.merge_sql is not None:
             merged = self.query(query)
             return pa.RecordBatchReader.from_batches(merged.schema, merged.to_batches())
-        partitions = self._local.plan_partitions(query)
+        pinned = self._local.pin(query)
+        partitions = self._local.plan_partitions(query, pinned)
         if not partitions:
             return self._local.stream(query)
         futures = [
-            self.client.submit(_run_partition, str(self.path), query, p, pure=False)
+            self.client.submit(_run_partition, str(self.path), query, p, pinned, pure=False)
             for p in partitions
         ]
         first = futures[0].result()

@@ -15,7 +15,7 @@ import os
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -311,6 +311,9 @@ class LocalCatalogStore(CatalogStore):
         self.path = path
         self._lock = threading.Lock()
         self._stamp: int | None = None
+        # Versions replaced since this store was opened, for plans pinned to them.
+        self._retired: dict[str, _Table] = {}
+        self._tables: dict[tuple[str, str], _Table] = {}
         self._load()
 
     def _load(self) -> None:
@@ -327,6 +330,10 @@ class LocalCatalogStore(CatalogStore):
                 f"FROM read_parquet('{_sql_str(t.glob)}', hive_partitioning = false)"
             )
         self._manifest: StoreManifest = manifest
+        live = {t.entry.relative_dir for t in tables.values()}
+        for old in self._tables.values():
+            if old.entry.relative_dir not in live:
+                self._retired[old.entry.relative_dir] = old
         self._tables = tables
         self._con = con
         self._stamp = stamp
@@ -382,10 +389,35 @@ class LocalCatalogStore(CatalogStore):
             margin_arcsec=entry.margin_arcsec,
         )
 
-    def _table(self, name: str) -> _Table:
+    def _table(self, name: str, pinned: Mapping[str, TableEntry] | None = None) -> _Table:
+        """The current version of table ``name``, or the version ``pinned`` names."""
         db, _, table = name.partition(".")
-        self._manifest.entry(db, table)
-        return self._tables[(db, table)]
+        entry = None if pinned is None else pinned.get(name)
+        if entry is None:
+            self._manifest.entry(db, table)
+            return self._tables[(db, table)]
+        current = self._tables.get((db, table))
+        if current is not None and current.entry == entry:
+            return current
+        if not entry.catalog_dir(self.path).is_dir():
+            raise InvalidInputError(
+                f"table {name} was replaced, and its old version removed, while this query "
+                "ran; run the query again"
+            )
+        with self._lock:
+            if entry.relative_dir not in self._retired:
+                self._retired[entry.relative_dir] = _Table(self.path, entry)
+            return self._retired[entry.relative_dir]
+
+    def pin(self, plan: PartitionedPlan) -> dict[str, TableEntry]:
+        """The table versions ``plan`` reads, as the store holds them now.
+
+        A partitioned plan runs partition by partition, over seconds or hours; run with
+        these, every partition reads the same versions even if a table is re-ingested
+        meanwhile (the replaced version's files outlive the longest query).
+        """
+        self._refresh()
+        return {s.table: self._table(s.table).entry for s in plan.plan.scans.values()}
 
     def query(self, query: str | QueryPlan | PartitionedPlan) -> pa.Table:
         """Run DuckDB SQL or a plan; return its rows as an Arrow table.
@@ -490,10 +522,11 @@ class LocalCatalogStore(CatalogStore):
         name: str,
         scan: TableScan,
         columns: list[str] | None,
+        pinned: Mapping[str, TableEntry] | None = None,
         **where: _Partition | None,
     ) -> pa.Table | None:
         """Make ``name`` a relation of the cursor; return its Arrow rows when read here."""
-        table = self._table(scan.table)
+        table = self._table(scan.table, pinned)
         if scan.region is None and scan.ids is None and not where:
             # A full scan: DuckDB's own Parquet reader over every partition.
             cur.execute(
@@ -505,11 +538,14 @@ class LocalCatalogStore(CatalogStore):
         cur.register(name, rows)
         return rows
 
-    def plan_partitions(self, plan: PartitionedPlan) -> list[tuple[int, int]]:
+    def plan_partitions(
+        self, plan: PartitionedPlan, pinned: Mapping[str, TableEntry] | None = None
+    ) -> list[tuple[int, int]]:
         """The (Norder, Npix) partitions a partitioned plan runs on, in sky order."""
         self._refresh()
         driver = plan.plan.scans[plan.driver]
-        return [(p.order, p.pixel) for p in self._table(driver.table).candidate_partitions(driver)]
+        table = self._table(driver.table, pinned)
+        return [(p.order, p.pixel) for p in table.candidate_partitions(driver)]
 
     def run_partition(
         self,
@@ -517,10 +553,12 @@ class LocalCatalogStore(CatalogStore):
         partition: tuple[int, int] | None,
         *,
         fixed: dict[str, pa.Table] | None = None,
+        pinned: Mapping[str, TableEntry] | None = None,
     ) -> pa.Table:
         """Run ``plan`` on one partition of its driver (None: on empty inputs).
 
-        This is the unit of work a distributed backend ships to its workers.
+        This is the unit of work a distributed backend ships to its workers; ``pinned``
+        (from `pin`) makes every partition read the same table versions.
         """
         self._refresh()
         driver = plan.plan.scans[plan.driver]
@@ -532,13 +570,13 @@ class LocalCatalogStore(CatalogStore):
             # The driver first: joined scans take their ids from its rows.
             for name in sorted(plan.plan.scans, key=lambda n: n != plan.driver):
                 scan = plan.plan.scans[name]
-                table = self._table(scan.table)
+                table = self._table(scan.table, pinned)
                 if partition is None:
                     cur.register(name, table.schema.empty_table().select(table._columns(columns)))
                     continue
-                part = self._table(driver.table).by_pixel[partition]
+                part = self._table(driver.table, pinned).by_pixel[partition]
                 if name == plan.driver:
-                    driver_rows = self._bind(cur, name, scan, columns, only=part)
+                    driver_rows = self._bind(cur, name, scan, columns, pinned, only=part)
                 elif scan.ids_from is not None and scan.ids_from[0] == plan.driver:
                     # Co-partitioned join: the rows whose key holds one of this
                     # partition's values, found through the objectId index.
@@ -553,7 +591,7 @@ class LocalCatalogStore(CatalogStore):
                             f"scan {name} asks for a margin but reads {scan.table}, "
                             f"not the driving table {driver.table}"
                         )
-                    self._bind(cur, name, scan, columns, margin_of=part)
+                    self._bind(cur, name, scan, columns, pinned, margin_of=part)
                 else:
                     if name not in fixed:
                         fixed[name] = table.read(scan, columns)
@@ -578,7 +616,13 @@ class LocalCatalogStore(CatalogStore):
 
     def _run_partitioned(self, plan: PartitionedPlan) -> pa.Table:
         fixed: dict[str, pa.Table] = {}
-        partials = [self.run_partition(plan, p, fixed=fixed) for p in self.plan_partitions(plan)]
+        pinned = self.pin(plan)
+        partials = [
+            self.run_partition(plan, p, fixed=fixed, pinned=pinned)
+            for p in self.plan_partitions(plan, pinned)
+        ]
+        if not partials:
+            partials = [self.run_partition(plan, None, pinned=pinned)]
         return self.merge_partials(plan, partials)
 
 
@@ -669,14 +713,17 @@ def _reader(
 
 def _stream_partitions(store: LocalCatalogStore, plan: PartitionedPlan) -> pa.RecordBatchReader:
     """A partitioned plan's rows, one partition at a time (the first runs now)."""
-    partitions = store.plan_partitions(plan)
+    pinned = store.pin(plan)
+    partitions = store.plan_partitions(plan, pinned)
     fixed: dict[str, pa.Table] = {}
-    first = store.run_partition(plan, partitions[0] if partitions else None, fixed=fixed)
+    first = store.run_partition(
+        plan, partitions[0] if partitions else None, fixed=fixed, pinned=pinned
+    )
 
     def batches() -> Iterator[pa.RecordBatch]:
         yield from first.to_batches()
         for p in partitions[1:]:
-            yield from store.run_partition(plan, p, fixed=fixed).to_batches()
+            yield from store.run_partition(plan, p, fixed=fixed, pinned=pinned).to_batches()
 
     return pa.RecordBatchReader.from_batches(first.schema, batches())
 
