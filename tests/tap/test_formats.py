@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import warnings
 
@@ -21,6 +22,7 @@ from dpzero.tap.formats import (
     votable_error,
     write_result,
 )
+from dpzero.tap.formats.votable import base64_lines
 
 
 def sample() -> pa.Table:
@@ -194,3 +196,9 @@ def test_binary2_rows_with_text_are_the_row_by_row_bytes(rows: int) -> None:
     empty = pa.RecordBatch.from_pylist([], schema=table.schema)
     for batch in table.to_batches(max_chunksize=400) or [empty]:
         assert _binary2_rows(batch, columns) == _binary2_rows_per_row(batch, columns)
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 3, 56, 57, 58, 113, 114, 115, 171, 1000, 57 * 400 + 7])
+def test_base64_lines_are_the_standard_librarys(size: int) -> None:
+    data = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8).tobytes()
+    assert base64_lines(data) == base64.encodebytes(data)

@@ -7,7 +7,7 @@ packed with numpy; rows with strings are packed field by field.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import logging
 import math
 from collections.abc import Iterable, Iterator
@@ -147,6 +147,22 @@ def _ascii_bytes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return flat[offsets[0] : offsets[-1]], np.diff(offsets)
 
 
+def base64_lines(data: bytes) -> bytes:
+    """``base64.encodebytes(data)``, byte for byte, in a few vectorised steps.
+
+    The standard library encodes line by line (one call per 57 bytes): for a 3.7 MB
+    result that was half the writer's time. Here the whole buffer is encoded at once
+    and the newlines are put in with numpy.
+    """
+    encoded = binascii.b2a_base64(data, newline=False)
+    full = len(encoded) // 76
+    lines = np.empty((full, 77), dtype=np.uint8)
+    lines[:, :76] = np.frombuffer(encoded, dtype=np.uint8, count=full * 76).reshape(full, 76)
+    lines[:, 76] = ord("\n")
+    tail = encoded[full * 76 :]
+    return lines.tobytes() + (tail + b"\n" if tail else b"")
+
+
 def _text(value: object, datatype: str) -> str:
     if datatype == "boolean":
         return "T" if value else "F"
@@ -214,13 +230,13 @@ def votable_stream(
                 pending += _binary2_rows(batch, columns)
                 cut = len(pending) - len(pending) % _LINE
                 if cut:
-                    yield base64.encodebytes(pending[:cut])
+                    yield base64_lines(pending[:cut])
                     pending = pending[cut:]
         except Exception as exc:
             # Rows already sent stay; whole rows only, so the stream still decodes.
             failure = _failure_text(exc)
         if pending:
-            yield base64.encodebytes(pending)
+            yield base64_lines(pending)
         yield b"</STREAM></BINARY2></DATA>\n"
     yield b"</TABLE>\n"
     if failure is not None:
