@@ -148,3 +148,28 @@ def test_a_detector_without_reference_stars_is_unprocessable(tiny_release: TinyR
     with pytest.raises(NoReferenceStarsError, match=r"none of the \d+ reference stars") as caught:
         CalibrateTask().run(run_isr(tiny_release, 1001, 94), far)
     assert isinstance(caught.value, NoWorkFound)
+
+
+def test_astrometric_fit_drops_a_wrong_pair() -> None:
+    from dpzero.pipelines.tasks.calibrate import fit_astrometry
+
+    # 30 stars on a 2048² detector with 5 mas of centroid noise, and one source paired
+    # with a reference star 0.4″ away (a blend): the fit must not follow it.
+    truth = true_wcs(1001, 94)
+    rng = np.random.default_rng(5)
+    x, y = rng.uniform(0, 2048, 30), rng.uniform(0, 2048, 30)
+    ra, dec = truth.all_pix2world(x, y, 0)
+    noise = 0.005 / 3600
+    ra = ra + rng.normal(0, noise, 30) / np.cos(np.radians(dec))
+    dec = dec + rng.normal(0, noise, 30)
+    dec[7] += 0.4 / 3600
+    start = truth.deepcopy()
+    start.wcs.crpix = np.asarray(start.wcs.crpix) + 3.0  # a pointing error of 0.6″
+    start.wcs.set()
+    fitted, rms, kept = fit_astrometry(start, x, y, ra, dec, 4)
+    assert not kept[7] and kept.sum() == 29
+    assert rms < 0.008
+    gx, gy = np.meshgrid(np.linspace(0, 2047, 5), np.linspace(0, 2047, 5))
+    fit = SkyCoord(*fitted.all_pix2world(gx.ravel(), gy.ravel(), 0), unit="deg")
+    true = SkyCoord(*truth.all_pix2world(gx.ravel(), gy.ravel(), 0), unit="deg")
+    assert fit.separation(true).arcsec.max() < 0.01

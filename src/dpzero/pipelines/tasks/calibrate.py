@@ -133,21 +133,42 @@ def match_reference(
 
 
 def fit_astrometry(
-    wcs: WCS, x: NDArray, y: NDArray, ra: NDArray, dec: NDArray, min_matches: int
-) -> tuple[WCS, float]:
-    """A TAN WCS through matched pixel and sky positions, and its rms residual (arcsec).
+    wcs: WCS,
+    x: NDArray,
+    y: NDArray,
+    ra: NDArray,
+    dec: NDArray,
+    min_matches: int,
+    *,
+    clip_sigma: float = 4.0,
+    floor_arcsec: float = 0.05,
+) -> tuple[WCS, float, NDArray[np.bool_]]:
+    """A TAN WCS through matched pixel and sky positions, its rms residual (arcsec) and
+    the pairs it kept.
 
     With fewer than ``min_matches`` pairs only the reference point is shifted (the
-    median offset), keeping scale and rotation of ``wcs``.
+    median offset), keeping scale and rotation of ``wcs``. Otherwise pairs whose
+    residual exceeds ``clip_sigma`` robust σ (and ``floor_arcsec``) are dropped and
+    the fit repeated, at most three times: one wrong pair (a blend, a star matched to
+    its neighbour) would otherwise tilt the whole solution.
     """
     from astropy.coordinates import SkyCoord
     from astropy.wcs.utils import fit_wcs_from_points
 
     sky = SkyCoord(ra, dec, unit="deg")
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    kept = np.ones(len(x), bool)
     if len(x) >= min_matches:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fitted = fit_wcs_from_points((np.asarray(x), np.asarray(y)), sky, projection=wcs)
+        for _ in range(3):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                fitted = fit_wcs_from_points((x[kept], y[kept]), sky[kept], projection=wcs)
+            residual = fitted.pixel_to_world(x, y).separation(sky).arcsec
+            sigma = 1.4826 * float(np.median(np.abs(residual[kept])))
+            keep = residual <= max(clip_sigma * sigma, floor_arcsec)
+            if keep.sum() < min_matches or np.array_equal(keep, kept):
+                break
+            kept = keep
     else:
         fitted = wcs.deepcopy()
         if len(x):
@@ -156,11 +177,11 @@ def fit_astrometry(
                 [np.median(x - px), np.median(y - py)]
             )
             fitted.wcs.set()
-    if len(x) == 0:
-        return fitted, math.nan
-    back = fitted.pixel_to_world(x, y)
-    rms = float(np.sqrt(np.mean(back.separation(sky).arcsec ** 2)))
-    return fitted, rms
+    if not kept.any():
+        return fitted, math.nan, kept
+    back = fitted.pixel_to_world(x[kept], y[kept])
+    rms = float(np.sqrt(np.mean(back.separation(sky[kept]).arcsec ** 2)))
+    return fitted, rms, kept
 
 
 class CalibrateConnections(PipelineTaskConnections, dimensions=("instrument", "visit", "detector")):
@@ -336,18 +357,21 @@ class CalibrateTask(PipelineTask):
             raise CalibrationFailedError(
                 f"{len(src_i)} reference matches; {cfg.minPhotometryMatches} needed"
             )
-        fitted, astro_rms = fit_astrometry(
+        fitted, astro_rms, fit_kept = fit_astrometry(
             wcs, x[src_i], y[src_i], sky_ref[0][ref_i], sky_ref[1][ref_i], cfg.minAstrometryMatches
         )
         photo_calib = _zero_point(reference[f"{band}_flux"][ref_i], psf_flux[src_i])
         self.log.info(
-            "%d sources, PSF FWHM %.2f px from %d stars, %d reference matches, "
-            "astrometric rms %.1f mas, zero point %.3f",
-            n, psf.fwhm, int(used.sum()), len(src_i), astro_rms * 1000, photo_calib.zero_point,
+            "%d sources, PSF FWHM %.2f px from %d stars, %d reference matches (%d kept in "
+            "the astrometric fit), astrometric rms %.1f mas, zero point %.3f",
+            n, psf.fwhm, int(used.sum()), len(src_i), int(fit_kept.sum()), astro_rms * 1000,
+            photo_calib.zero_point,
         )  # fmt: skip
         ra, dec = fitted.all_pix2world(x, y, 0)
         astro_used = np.zeros(n, bool)
-        astro_used[src_i] = True
+        astro_used[src_i[fit_kept]] = True
+        photo_used = np.zeros(n, bool)
+        photo_used[src_i] = True
         sources = Table(
             {
                 "id": id_base + np.arange(n, dtype=np.int64),
@@ -375,7 +399,7 @@ class CalibrateTask(PipelineTask):
                 "calib_psf_candidate": candidates,
                 "calib_psf_used": used,
                 "calib_astrometry_used": astro_used,
-                "calib_photometry_used": astro_used.copy(),
+                "calib_photometry_used": photo_used,
                 "sky_source": np.zeros(n, bool),
             }
         )
