@@ -172,7 +172,12 @@ def _serve(**options: Any) -> None:
     else:
         mode = "single-user open mode: no login configured"
     click.echo(f"dpzero serving on {url} (TAP at {url}/api/tap, portal at {url}/portal; {mode})")
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    # Keep idle connections open longer than clients keep them pooled: with uvicorn's
+    # 5 s, a client that reuses a pooled connection just as the server closes it gets a
+    # read error (the likely cause of 1 failed request in 2,476 of the 50-user run).
+    uvicorn.run(
+        app, host=settings.host, port=settings.port, log_level="warning", timeout_keep_alive=75
+    )
 
 
 @main.command()
