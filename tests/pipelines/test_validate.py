@@ -114,3 +114,15 @@ def test_cli_refuses_a_folder_that_is_no_repository(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "not a Butler repository" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_star_with_a_bright_neighbour_within_3_arcsec_is_not_isolated() -> None:
+    from dpzero.pipelines.validate import _isolated
+
+    arcsec = 1 / 3600
+    # Stars 0, 2 and 4; 1 is a bright galaxy 1" from star 0, 3 a faint source 1" from
+    # star 2 (1 % of its flux), 5 a bright one 4" from star 4.
+    ra = np.array([60.0, 60.0, 61.0, 61.0, 62.0, 62.0])
+    dec = np.array([-37.0, -37.0 + arcsec, -37.0, -37.0 + arcsec, -37.0, -37.0 + 4 * arcsec])
+    flux = np.array([1000.0, 500.0, 1000.0, 10.0, 1000.0, 5000.0])
+    assert _isolated(ra, dec, flux, np.array([0, 2, 4])).tolist() == [False, True, True]
