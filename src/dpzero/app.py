@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse
+from pydantic import SecretStr
 
 from dpzero.config import Settings
 from dpzero.errors import DpzeroUserError, InvalidInputError
 
-__all__ = ["LOCAL_HOSTS", "check_bind", "create_app"]
+__all__ = [
+    "LOCAL_HOSTS",
+    "SETTINGS_ENVIRONMENT",
+    "check_bind",
+    "create_app",
+    "create_app_from_environment",
+    "prepare_state",
+    "settings_to_environment",
+]
+
+#: Environment variable handing the settings to each server process (``--workers``).
+SETTINGS_ENVIRONMENT = "DPZERO_SERVE_SETTINGS_JSON"
 
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _log = logging.getLogger("dpzero")
@@ -31,6 +47,65 @@ def check_bind(settings: Settings) -> None:
             f"refusing to listen on {settings.host}: without authentication configured "
             "dpzero serves only this machine (use --host 127.0.0.1)"
         )
+
+
+def settings_to_environment(settings: Settings) -> None:
+    """Put ``settings`` (secrets included) where `create_app_from_environment` reads them.
+
+    Server processes beyond the first are started by uvicorn from an import string, so
+    the settings travel in the environment the processes inherit.
+    """
+
+    def plain(value: object) -> object:
+        if isinstance(value, SecretStr):
+            return value.get_secret_value()
+        return str(value)
+
+    os.environ[SETTINGS_ENVIRONMENT] = json.dumps(settings.model_dump(), default=plain)
+
+
+def prepare_state(settings: Settings) -> None:
+    """Create what a server's processes share, once, before several of them start.
+
+    The job and token databases' tables, the session key and the ObsCore table would
+    otherwise be created by every process at the same moment.
+    """
+    from dpzero.auth.sessions import load_or_create_key
+    from dpzero.auth.tokens import TokenStore
+    from dpzero.tap import JobStore
+
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    JobStore(settings.jobs_database_url).close()
+    if settings.auth.enabled:
+        TokenStore(settings.auth_database_url).close()
+    if settings.auth.session_secret is None:
+        load_or_create_key(settings.state_dir / "session.key")
+    if settings.repo is not None:
+        from dpzero.images.obscore import build_obscore
+
+        build_obscore(settings.repo, settings.state_dir / "obscore.parquet", settings.public_url)
+
+
+def create_app_from_environment() -> FastAPI:
+    """The application of one of several server processes (see `settings_to_environment`)."""
+    return create_app(Settings.model_validate(json.loads(os.environ[SETTINGS_ENVIRONMENT])))
+
+
+def _claim_job_runner(state_dir: Path) -> int | None:
+    """Whether this process runs the async jobs: one process of a server does.
+
+    Every process of ``dpzero serve --workers N`` accepts and answers requests, and
+    queues jobs in the shared job database; the one holding this lock starts them
+    (the runner polls the database), recovers them after a restart and destroys
+    expired ones. Returns the open lock file (kept for the process's life) or None.
+    """
+    fd = os.open(state_dir / "job-runner.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -71,13 +146,17 @@ def create_app(settings: Settings) -> FastAPI:
             settings.tap.destruction_check_seconds,
             attached,
         )
-        runner.start()
+        runner_lock = _claim_job_runner(settings.state_dir)
+        if runner_lock is not None:
+            runner.start()
         app.state.tap_service = TapService(settings, engine, jobs, runner)
         app.state.image_service = images
         try:
             yield
         finally:
             runner.stop()
+            if runner_lock is not None:
+                os.close(runner_lock)
             jobs.close()
             if images is not None:
                 images.close()

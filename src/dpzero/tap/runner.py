@@ -171,6 +171,13 @@ class JobRunner:
             items = list(self._running.items())
         for job_id, running in items:
             if running.process.is_alive():
+                job = self.jobs.get(job_id)
+                if job is None or job.phase is not JobPhase.EXECUTING:
+                    # Aborted or destroyed through another server process.
+                    running.process.kill()
+                    running.process.join(timeout=5)
+                    self._forget(job_id)
+                    continue
                 if time.monotonic() - running.started > running.limit:
                     running.process.kill()
                     running.process.join(timeout=5)
