@@ -105,7 +105,7 @@ def test_paging_and_sort(page, tiny_survey: Path) -> None:
     # A filter on a column narrows the rows.
     page.fill("input[name=filter-ra]", f"> {RA}")
     page.press("input[name=filter-ra]", "Enter")
-    page.wait_for_function("document.querySelector('#page-info').textContent.includes('filtered')")
+    page.wait_for_function("document.querySelector('#page-info')?.textContent.includes('filtered')")
     assert f"of {(inside > RA).sum()} (filtered from {n})" in page.inner_text("#page-info")
     screenshot(page, "results")
     page.fill("input[name=filter-ra]", "")
@@ -125,7 +125,7 @@ def test_plots_and_linked_selection(page) -> None:
     page.wait_for_selector("#plot[data-kind=histogram]")
     assert nonwhite_pixels(page) > 500
     page.click("button[name=plot-cmd]")
-    page.wait_for_function("document.querySelector('#plot-info').textContent.includes('scatter')")
+    page.wait_for_function("document.querySelector('#plot-info')?.textContent.includes('scatter')")
     screenshot(page, "plot")
     # Above the threshold the scatter becomes a density map.
     search_cone(page, "5", "arcmin")
@@ -167,7 +167,11 @@ def test_adql_error_is_shown(page) -> None:
     screenshot(page, "adql-error")
     page.fill("textarea[name=adql]", "SELEC ra FROM")
     page.click("#search button[type=submit]")
-    page.wait_for_function("!document.querySelector('#error').textContent.includes('no_such')")
+    # The old message goes when the new query starts; wait for the new one.
+    page.wait_for_function(
+        "document.querySelector('#error') && "
+        "!document.querySelector('#error').textContent.includes('no_such')"
+    )
     assert page.inner_text("#error").strip()
 
 
@@ -183,7 +187,7 @@ def test_async_jobs_abort_and_results(page) -> None:
     )
     row.locator("button:has-text('Abort')").click()
     page.wait_for_function(
-        "document.querySelector('#jobs tbody tr td:nth-child(2)').textContent === 'ABORTED'",
+        "document.querySelector('#jobs tbody tr td:nth-child(2)')?.textContent === 'ABORTED'",
         timeout=30_000,
     )
     page.fill("textarea[name=adql]", "SELECT TOP 7 objectId, ra, dec FROM dp01_dc2_catalogs.object")
