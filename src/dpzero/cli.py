@@ -167,7 +167,13 @@ def serve(
 def _serve(workers: int = 1, **options: Any) -> None:
     import uvicorn
 
-    from dpzero.app import check_bind, create_app, prepare_state, settings_to_environment
+    from dpzero.app import (
+        NoDelayHttpProtocol,
+        check_bind,
+        create_app,
+        prepare_state,
+        settings_to_environment,
+    )
     from dpzero.config import Settings
 
     settings = Settings(**options)
@@ -200,6 +206,7 @@ def _serve(workers: int = 1, **options: Any) -> None:
         timeout_keep_alive=75,
         workers=workers if workers > 1 else None,
         factory=workers > 1,
+        http=NoDelayHttpProtocol,
     )
 
 
