@@ -263,6 +263,8 @@ def test_nan_behaves_as_null_in_every_comparison(con, catalog, objects) -> None:
         return set(oid[mask & finite].tolist())
 
     assert ids(con, catalog, "mag < 99") == expect(mag < 99)
+    assert ids(con, catalog, "99 >= mag AND mag <= 99") == expect(mag <= 99)
+    assert ids(con, catalog, "mag < 99 OR mag > 20") == expect((mag < 99) | (mag > 20))
     assert ids(con, catalog, "mag > 20") == expect(mag > 20)
     assert ids(con, catalog, "mag >= 20 AND mag <= 22") == expect((mag >= 20) & (mag <= 22))
     assert ids(con, catalog, "mag BETWEEN 20 AND 22") == expect((mag >= 20) & (mag <= 22))
@@ -270,6 +272,12 @@ def test_nan_behaves_as_null_in_every_comparison(con, catalog, objects) -> None:
     assert ids(con, catalog, "NOT (mag > 20)") == expect(mag <= 20)
     assert ids(con, catalog, "mag IS NULL") == set(oid[~finite].tolist())
     assert ids(con, catalog, "COALESCE(mag, -1) = -1") == set(oid[~finite].tolist())
+    # With a WHERE that every NaN row fails, the aggregates read the column without NULLIF.
+    cut = "SELECT COUNT(mag), AVG(mag), MAX(mag), MIN(mag) FROM dp.obj WHERE mag < 99"
+    ((count, mean, high, low),) = run(con, catalog, cut)
+    assert count == (finite & (mag < 99)).sum()
+    assert mean == pytest.approx(np.mean(mag[finite & (mag < 99)]))
+    assert (high, low) == pytest.approx((mag[finite & (mag < 99)].max(), np.nanmin(mag)))
     ((count, mean, high),) = run(con, catalog, "SELECT COUNT(mag), AVG(mag), MAX(mag) FROM dp.obj")
     assert count == finite.sum()
     assert mean == pytest.approx(np.nanmean(mag))
@@ -295,6 +303,11 @@ def test_nan_as_null_on_parquet_statistics(tmp_path: Path, catalog) -> None:
     local = TableCatalog({"dp.obj": (ColumnInfo("objectId", "long"), ColumnInfo("mag", "double"))})
     for where, expected in (
         ("mag < 100", {0, 1, 3}),
+        # Compared without NULLIF (a WHERE condition NaN fails anyway): still no NaN row.
+        ("mag <= 100 AND 100 > mag", {0, 1, 3}),
+        ("mag BETWEEN -5 AND 100", {0, 1, 3}),
+        ("mag = 3", {3}),
+        ("mag < 100 OR objectId = 2", {0, 1, 2, 3}),
         ("mag > 2.5", {3}),
         ("mag < 2.5", {0, 1}),
         ("mag >= -100", {0, 1, 3}),

@@ -12,7 +12,10 @@ not return rows without a magnitude, and AVG must skip them. DuckDB orders NaN a
 every number instead (and with the optimizer on, 2.0.1 even mis-compares NaN against
 constants above a column's maximum statistic). So by default every floating-point
 catalog column is read as ``NULLIF(col, 'NaN')``: NaN behaves exactly like NULL
-everywhere in the query.
+everywhere in the query. One exception keeps scans fast (DuckDB pushes a plain
+``col < 24`` into its Parquet reader, not a NULLIF): a column compared with a finite
+number in a condition WHERE requires to be true (`_false_for_nan`), where NaN, above
+every number, fails the test as NULL would.
 """
 
 from __future__ import annotations
@@ -383,6 +386,51 @@ def _double() -> exp.DataType:
     return exp.DataType(this=exp.DataType.Type.DOUBLE)
 
 
+def _finite_number(node: exp.Expression | None) -> bool:
+    """Whether ``node`` is a finite numeric literal (possibly negated, or already cast)."""
+    while isinstance(node, exp.Neg | exp.Cast | exp.Paren):
+        node = node.this
+    if not isinstance(node, exp.Literal) or node.is_string:
+        return False
+    try:
+        return math.isfinite(float(node.this))
+    except ValueError:
+        return False
+
+
+def _false_for_nan(column: exp.Column) -> bool:
+    """Whether NaN in ``column`` fails its condition exactly where NULL would.
+
+    True for ``col < n``, ``col <= n``, ``col = n`` (``n > col`` … too) and ``col
+    BETWEEN n1 AND n2`` with finite numbers, when the comparison is one of the
+    conditions that WHERE requires to be true (joined by AND only): DuckDB orders NaN
+    above every number, so each of them is false for NaN, and a false condition drops
+    the row as a NULL one does. (``>``, ``<>``, NOT, OR and select lists keep NULLIF.)
+    """
+    test = column.parent
+    if isinstance(test, exp.LT | exp.LTE):
+        ok = test.this is column and _finite_number(test.expression)
+    elif isinstance(test, exp.GT | exp.GTE):
+        ok = test.expression is column and _finite_number(test.this)
+    elif isinstance(test, exp.EQ):
+        other = test.expression if test.this is column else test.this
+        ok = _finite_number(other)
+    elif isinstance(test, exp.Between):
+        ok = (
+            test.this is column
+            and _finite_number(test.args.get("low"))
+            and _finite_number(test.args.get("high"))
+        )
+    else:
+        return False
+    if not ok:
+        return False
+    up = test.parent
+    while isinstance(up, exp.And | exp.Paren):
+        up = up.parent
+    return isinstance(up, exp.Where)
+
+
 def _as_double(node: exp.Expression) -> exp.Cast:
     return exp.Cast(this=node, to=_double())
 
@@ -497,6 +545,23 @@ class _Translator:
         # alias → {SQL: column name} of values computed once per row (`per_row`);
         # None when the query was not resolved (its aliases may not be unique).
         self.computed: dict[str, dict[str, str]] | None = {} if resolved else None
+        # id(Select) → (table, column) that its WHERE requires to be finite (`note_finite`).
+        self.finite: dict[int, set[tuple[str, str]]] = {}
+
+    def note_finite(self, tree: exp.Expression) -> None:
+        """Record, per SELECT, the columns its WHERE compares as `_false_for_nan` does.
+
+        Every row that SELECT keeps has a number in them, so NULLIF is needless wherever
+        else that SELECT reads them (an aggregate, GROUP BY, ORDER BY; an ON condition
+        too: a row it let through on a NaN is dropped by the WHERE all the same).
+        """
+        for select in tree.find_all(exp.Select):
+            where = select.args.get("where")
+            if where is None:
+                continue
+            for column in where.find_all(exp.Column):
+                if column.table and _false_for_nan(column):
+                    self.finite.setdefault(id(select), set()).add((column.table, column.name))
 
     def raw(self, sql: str) -> exp.Expression:
         """A placeholder for DuckDB SQL text, put in after generation (no re-parsing)."""
@@ -592,6 +657,13 @@ class _Translator:
         info: ColumnInfo | None = node.meta.get(COLUMN_META)
         if not self.nan_as_null or info is None or info.datatype not in _FLOAT_TYPES:
             return node
+        if _false_for_nan(node):
+            return node
+        select = node.find_ancestor(exp.Select)
+        if select is not None and (node.table, node.name) in self.finite.get(id(select), ()):
+            in_list = isinstance(node.parent, exp.Select) and node.arg_key == "expressions"
+            if not in_list:  # a select-list column keeps its name from the NULLIF form
+                return node
         in_select_list = isinstance(node.parent, exp.Select) and node.arg_key == "expressions"
         wrapped = exp.Nullif(this=node, expression=_as_double(exp.Literal.string("NaN")))
         if in_select_list:
@@ -1070,6 +1142,8 @@ def to_duckdb(
                 new.set("alias", exp.TableAlias(this=exp.to_identifier(table.name, quoted=True)))
             table.replace(new)
     translator = _Translator(nan_as_null, resolved=isinstance(query, ResolvedQuery))
+    if nan_as_null:
+        translator.note_finite(tree)
     translator.plain_select_items(tree)
     tree = translator.rewrite(tree)
     translator.add_computed_columns(tree)
