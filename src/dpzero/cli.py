@@ -282,6 +282,12 @@ def catalog() -> None:
     help="Write the partition files with zstd at this level instead of lz4 (smaller "
     "files, slower point queries and scans).",
 )
+@click.option(
+    "--no-row-copies",
+    is_flag=True,
+    help="Do not write the row-major copies that make id lookups and small cones fast "
+    "(saves ~1.2x the disk of the tables with an objectId index).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @user_errors
 def catalog_ingest(
@@ -291,12 +297,16 @@ def catalog_ingest(
     partition_rows: int,
     highest_order: int | None,
     compression_level: int | None,
+    no_row_copies: bool,
     quiet: bool,
 ) -> None:
     """Validate the catalogs in SOURCE and publish them in the store, all or nothing."""
     from dpzero.catalog import IngestOptions, ingest_catalogs
 
-    tuning: dict[str, int | str] = {"partition_rows": partition_rows}
+    tuning: dict[str, int | str | bool] = {
+        "partition_rows": partition_rows,
+        "row_copies": not no_row_copies,
+    }
     if highest_order is not None:
         tuning["highest_order"] = highest_order
     if compression_level is not None:

@@ -154,6 +154,12 @@ def _partition_rows(
         sizes = part.rg_rows[np.asarray(groups)]
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         which = np.searchsorted(starts, keep, side="right") - 1
+        copy = table.row_copy(part)
+        if copy is not None:
+            # Whole rows from the row-major copy: no column chunk decoded.
+            group_start = np.concatenate([[0], np.cumsum(part.rg_rows)])[np.asarray(groups)]
+            columns.update(copy.take(group_start[which] + keep - starts[which], wide))
+            return pa.table(columns)
         hit = np.unique(which)
         hit_sizes = sizes[hit]
         hit_starts = np.zeros(len(groups), dtype=np.int64)

@@ -12,6 +12,7 @@ A store is a folder::
           <table>/                      the HATS catalog (Norder=/Dir=/Npix= Parquet)
           <table>_10arcs/               its margin cache
           dpzero-index/<key>/           objectId → partition and row group
+          dpzero-rows/                  row-major copies of the partitions (`_rows`)
           dpzero-table.json             table and column metadata from Felis
       .staging-<version>/               only while an ingest runs
 

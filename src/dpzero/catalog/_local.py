@@ -37,6 +37,7 @@ from dpzero.catalog._layout import (
     read_partitions,
 )
 from dpzero.catalog._pruning import coverage_ranges, overlapping, pixel_range, rows_in_ranges
+from dpzero.catalog._rows import ROWS_DIR, RowCopy, rows_file
 from dpzero.catalog._store import (
     CatalogStore,
     ColumnMetadata,
@@ -181,6 +182,22 @@ class _Table:
         self._schema: pa.Schema | None = None
         self._lock = threading.Lock()
         self.metadata: TableMetadata | None = None
+        self._collection = entry.collection_dir(store)
+        self._has_rows = (self._collection / ROWS_DIR).is_dir()
+        self._rows: dict[tuple[int, int], RowCopy] = {}
+
+    def row_copy(self, part: _Partition) -> RowCopy | None:
+        """The partition's row-major copy (`dpzero.catalog._rows`), if ingest wrote one."""
+        if not self._has_rows:
+            return None
+        key = (part.order, part.pixel)
+        with self._lock:
+            if key not in self._rows:
+                path = rows_file(self._collection, part.order, part.pixel)
+                if not path.is_file():
+                    return None
+                self._rows[key] = RowCopy(path, self.schema)
+            return self._rows[key]
 
     @property
     def schema(self) -> pa.Schema:

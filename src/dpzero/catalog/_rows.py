@@ -1,0 +1,135 @@
+"""Row-major copies of a table's partitions, for queries that return a few whole rows.
+
+A Parquet row group decodes column by column: returning one row of a 137-column table
+decodes 137 column chunks of its 4,000-row group (~3 ms), and 12 ids spread over 12
+partitions pay that 12 times, where a row store such as PostgreSQL reads 12 tuples.
+So next to each partition of a table with an objectId index, ingest writes the same
+rows, in the same order, as a numpy structured array (``.npy``: one fixed-width record
+per row, strings padded to the partition's longest with their length beside them, a
+validity bitmap per record).
+Memory-mapped, the rows a query keeps are one fancy index away (~1 ms for 12 rows of
+137 columns, Arrow conversion included). The Parquet files stay the store's content;
+these copies are only read for the columns a selection returns.
+
+Measured on a medium partition (66,844 rows × 138 columns): 63 MB against the
+Parquet's 50 MB (the floats do not compress); Arrow IPC was no faster than Parquet for
+this (memory-mapped ``take`` of 12 rows costs 9.8 ms: per-column overhead).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+__all__ = ["ROWS_DIR", "RowCopy", "rows_file", "write_rows"]
+
+ROWS_DIR = "dpzero-rows"
+_VALID = "__dpzero_valid"
+
+
+def rows_file(collection_dir: Path, order: int, pixel: int) -> Path:
+    """Where the row copy of partition (``order``, ``pixel``) of a table version lives."""
+    return collection_dir / ROWS_DIR / f"Norder={order}" / f"Npix={pixel}.npy"
+
+
+def _is_text(arrow_type: pa.DataType) -> bool:
+    return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
+
+
+def _is_bytes(arrow_type: pa.DataType) -> bool:
+    return pa.types.is_binary(arrow_type) or pa.types.is_large_binary(arrow_type)
+
+
+def _length_field(name: str) -> str:
+    return f"__dpzero_len_{name}"
+
+
+def _field_values(column: pa.ChunkedArray) -> np.ndarray:
+    """A column as fixed-width numpy values (nulls filled; the bitmap says which)."""
+    kind = column.type
+    if _is_text(kind) or _is_bytes(kind):
+        items = _byte_items(column)
+        width = max((len(b) for b in items), default=1) or 1
+        return np.asarray(items, dtype=f"S{width}")
+    if pa.types.is_boolean(kind):
+        return np.asarray(column.fill_null(False).to_numpy(zero_copy_only=False), dtype=np.bool_)
+    if pa.types.is_timestamp(kind) or pa.types.is_date64(kind):
+        return np.asarray(pc.cast(column, pa.int64()).fill_null(0).to_numpy(), dtype=np.int64)
+    filled = column.fill_null(0) if column.null_count else column
+    return np.asarray(filled.to_numpy(zero_copy_only=False))
+
+
+def _byte_items(column: pa.ChunkedArray) -> list[bytes]:
+    raw = pc.cast(column, pa.binary()) if _is_text(column.type) else column
+    return [b or b"" for b in raw.to_pylist()]
+
+
+def write_rows(partition: Path, out: Path) -> None:
+    """Write the row copy of the Parquet partition ``partition`` to ``out``."""
+    table = pq.read_table(partition)
+    values = [_field_values(table.column(i)) for i in range(table.num_columns)]
+    n_valid = (table.num_columns + 7) // 8
+    dtype = [(name, v.dtype) for name, v in zip(table.column_names, values, strict=True)]
+    # numpy's fixed-width bytes drop trailing NULs: each value's length is kept too.
+    texts = [f.name for f in table.schema if _is_text(f.type) or _is_bytes(f.type)]
+    dtype += [(_length_field(name), np.int32) for name in texts]
+    records = np.empty(table.num_rows, dtype=[*dtype, (_VALID, np.uint8, (n_valid,))])
+    for name, v in zip(table.column_names, values, strict=True):
+        records[name] = v
+    for name in texts:
+        records[_length_field(name)] = [len(b) for b in _byte_items(table.column(name))]
+    valid = np.ones((table.num_rows, n_valid * 8), dtype=bool)
+    for i in range(table.num_columns):
+        column = table.column(i)
+        if column.null_count:
+            valid[:, i] = np.asarray(column.is_valid().to_numpy(zero_copy_only=False))
+    records[_VALID] = np.packbits(valid, axis=1)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.save(out, records, allow_pickle=False)
+
+
+class RowCopy:
+    """A partition's row copy, memory-mapped; `take` gives rows as Arrow columns.
+
+    Parameters
+    ----------
+    path
+        The ``.npy`` file `write_rows` wrote.
+    schema
+        The partition's Arrow schema (the types the columns come back in).
+    """
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self.records = np.load(path, mmap_mode="r", allow_pickle=False)
+        self.schema = schema
+        self._index = {name: i for i, name in enumerate(schema.names)}
+        self._lock = threading.Lock()
+
+    def take(self, rows: np.ndarray, names: list[str]) -> dict[str, pa.Array]:
+        """Columns ``names`` of the rows at positions ``rows`` of the partition."""
+        with self._lock:
+            picked = self.records[np.asarray(rows, dtype=np.int64)]
+        valid = np.unpackbits(picked[_VALID], axis=1)
+        out: dict[str, pa.Array] = {}
+        for name in names:
+            field = self.schema.field(name)
+            values = picked[name]
+            column_valid = valid[:, self._index[name]].astype(bool)
+            mask = None if column_valid.all() else ~column_valid
+            if _is_text(field.type) or _is_bytes(field.type):
+                lengths = picked[_length_field(name)]
+                items = [
+                    bytes(v).ljust(n, b"\0")[:n]
+                    for v, n in zip(values.tolist(), lengths.tolist(), strict=True)
+                ]
+                out[name] = pa.array(items, type=pa.binary(), mask=mask).cast(field.type)
+            elif pa.types.is_timestamp(field.type) or pa.types.is_date64(field.type):
+                out[name] = pa.array(values, type=pa.int64(), mask=mask).cast(field.type)
+            else:
+                out[name] = pa.array(values, type=field.type, mask=mask)
+        return out
