@@ -30,6 +30,7 @@ __all__ = ["ROWS_DIR", "RowCopy", "rows_file", "write_rows"]
 
 ROWS_DIR = "dpzero-rows"
 _VALID = "__dpzero_valid"
+_MAX_HEADER = 1 << 22
 
 
 def rows_file(collection_dir: Path, order: int, pixel: int) -> Path:
@@ -105,7 +106,9 @@ class RowCopy:
     """
 
     def __init__(self, path: Path, schema: pa.Schema) -> None:
-        self.records = np.load(path, mmap_mode="r", allow_pickle=False)
+        # A wide table's record type is a long header (DP0.2's Object: ~30 kB); the file
+        # is the store's own, not a foreign upload, so numpy's 10 kB guard is lifted.
+        self.records = np.load(path, mmap_mode="r", allow_pickle=False, max_header_size=_MAX_HEADER)
         self.schema = schema
         self._index = {name: i for i, name in enumerate(schema.names)}
         self._lock = threading.Lock()
