@@ -13,6 +13,7 @@ from dpzero.adql import AdqlError
 from dpzero.catalog import PartitionedPlan, QueryPlan, open_store
 from dpzero.catalog._adql import adql_plan, plan_or_selection
 from dpzero.catalog._selection import ConeTest, Selection
+from tests_support import angular_separation_deg
 
 DB = "dp01_dc2_catalogs"
 OBJ = f"{DB}.object"
@@ -27,12 +28,6 @@ def store(tiny_store):
 @pytest.fixture(scope="module")
 def obj(tiny_inputs) -> pa.Table:
     return tiny_inputs[1]["object"]
-
-
-def sep_deg(ra1, dec1, ra2, dec2):
-    ra1, dec1, ra2, dec2 = (np.radians(np.asarray(x, dtype=float)) for x in (ra1, dec1, ra2, dec2))
-    h = np.sin((dec2 - dec1) / 2) ** 2 + np.cos(dec1) * np.cos(dec2) * np.sin((ra2 - ra1) / 2) ** 2
-    return np.degrees(2 * np.arcsin(np.sqrt(np.clip(h, 0, 1))))
 
 
 def cone(ra: float, dec: float, r: float, alias: str = "") -> str:
@@ -82,7 +77,8 @@ def test_selection_equals_the_duckdb_path(store, query):
 
 def test_selection_equals_brute_force_and_reads_nan_as_null(store, obj):
     got = store.query_adql(f"SELECT * FROM {OBJ} WHERE {cone(56.0, -36.0, 0.2)}")
-    d = sep_deg(obj.column("ra").to_numpy(), obj.column("dec").to_numpy(), 56.0, -36.0)
+    ra, dec = obj.column("ra").to_numpy(), obj.column("dec").to_numpy()
+    d = angular_separation_deg(ra, dec, 56.0, -36.0)
     want = obj.filter(pa.array(d <= 0.2))
     assert sorted(got.column("objectId").to_pylist()) == sorted(want.column("objectId").to_pylist())
     flux = got.sort_by("objectId").column("psFlux_i").to_numpy(zero_copy_only=False)
@@ -122,7 +118,7 @@ def test_rows_on_the_circle_are_decided_as_duckdb_rounds(store, obj):
     ra, dec = obj.column("ra").to_numpy(), obj.column("dec").to_numpy()
     # Radii putting a row (almost) exactly on the circle: numpy cannot tell, DuckDB does.
     for i in (10, 20, 30):
-        r = float(sep_deg(ra[i], dec[i], 56.0, -36.0))
+        r = float(angular_separation_deg(ra[i], dec[i], 56.0, -36.0))
         for radius in (r, math.nextafter(r, 0.0), math.nextafter(r, 1.0)):
             query = f"SELECT objectId FROM {OBJ} WHERE {cone(56.0, -36.0, radius)}"
             direct, general = both(store, query)

@@ -30,7 +30,13 @@ from dpzero.adql._geometry import (
 )
 from dpzero.adql._names import ColumnInfo, OutputColumn, ResolvedQuery, TableCatalog, resolve
 from dpzero.adql._parse import AdqlQuery, check_query_file, parse_adql
-from dpzero.adql._regions import IdConstraint, TableRegions, id_constraints, search_regions
+from dpzero.adql._regions import (
+    IdConstraint,
+    TableRegions,
+    conjuncts,
+    id_constraints,
+    search_regions,
+)
 from dpzero.adql._translate import register_adql_functions, to_duckdb
 
 __all__ = [
@@ -53,6 +59,7 @@ __all__ = [
     "TableRegions",
     "box_polygon",
     "check_query_file",
+    "conjuncts",
     "id_constraints",
     "parse_adql",
     "parse_stcs",

@@ -22,7 +22,7 @@ from dpzero.adql._names import ResolvedQuery
 from dpzero.adql._parse import AdqlQuery
 from dpzero.adql._translate import _constant, _Geometry, _Translator
 
-__all__ = ["IdConstraint", "TableRegions", "id_constraints", "search_regions"]
+__all__ = ["IdConstraint", "TableRegions", "conjuncts", "id_constraints", "search_regions"]
 
 _DEFAULT_POSITIONS = (("ra", "dec"), ("coord_ra", "coord_dec"))
 
@@ -89,14 +89,16 @@ def _tables(select: exp.Select) -> list[_Table]:
     return found
 
 
-def _conjuncts(condition: exp.Expression | None) -> Iterator[exp.Expression]:
+def conjuncts(condition: exp.Expression | None) -> Iterator[exp.Expression]:
+    """The terms a WHERE or ON condition joins with AND, in order (parentheses looked
+    through); a condition without AND is its own only term."""
     if condition is None:
         return
     if isinstance(condition, exp.Where | exp.Paren):
-        yield from _conjuncts(condition.this)
+        yield from conjuncts(condition.this)
     elif isinstance(condition, exp.And):
-        yield from _conjuncts(condition.this)
-        yield from _conjuncts(condition.expression)
+        yield from conjuncts(condition.this)
+        yield from conjuncts(condition.expression)
     else:
         yield condition
 
@@ -141,7 +143,7 @@ def _sky_terms(
 ) -> Iterator[tuple[_Table, str, str, Circle | Polygon | RaDecRange]]:
     translator = _Translator(nan_as_null=False, resolved=False)
     ranges: dict[tuple[str, str], list[float]] = {}
-    for term in _conjuncts(select.args.get("where")):
+    for term in conjuncts(select.args.get("where")):
         func = _true_predicate(term)
         if func is not None:
             name = func.name.upper()
@@ -351,7 +353,7 @@ def id_constraints(query: AdqlQuery | ResolvedQuery) -> list[IdConstraint]:
     found: dict[tuple[str, str], IdConstraint] = {}
     for select in _selects(query.tree):
         tables = _tables(select)
-        for term in _conjuncts(select.args.get("where")):
+        for term in conjuncts(select.args.get("where")):
             pairs: list[tuple[exp.Expression, list[exp.Expression]]] = []
             if isinstance(term, exp.EQ):
                 pairs = [(term.this, [term.expression]), (term.expression, [term.this])]

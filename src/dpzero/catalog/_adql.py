@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -405,24 +405,15 @@ def _equi_joins(resolved: object) -> list[tuple[str, str, str, str]]:
     """
     from sqlglot import exp
 
+    from dpzero.adql import conjuncts
+
     tree = resolved.query.tree  # type: ignore[attr-defined]
     if len(list(tree.find_all(exp.Select))) != 1 or not isinstance(tree, exp.Select):
         return []
 
-    def conjuncts(node: exp.Expression | None) -> list[exp.Expression]:
-        if node is None:
-            return []
-        if isinstance(node, exp.Where):
-            node = node.this
-        while isinstance(node, exp.Paren):
-            node = node.this
-        if isinstance(node, exp.And):
-            return conjuncts(node.this) + conjuncts(node.expression)
-        return [node]
-
     found: list[tuple[str, str, str, str]] = []
 
-    def pairs(terms: list[exp.Expression], only_right: str | None) -> None:
+    def pairs(terms: Iterable[exp.Expression], only_right: str | None) -> None:
         for t in terms:
             if not (
                 isinstance(t, exp.EQ)

@@ -194,20 +194,6 @@ class Selection:
         return min(limits) if limits else None
 
 
-def _conjuncts(node: exp.Expression | None) -> list[exp.Expression]:
-    from sqlglot import exp
-
-    if node is None:
-        return []
-    if isinstance(node, exp.Where):
-        node = node.this
-    while isinstance(node, exp.Paren):
-        node = node.this
-    if isinstance(node, exp.And):
-        return _conjuncts(node.this) + _conjuncts(node.expression)
-    return [node]
-
-
 def _integer(node: exp.Expression) -> int | None:
     from sqlglot import exp
 
@@ -327,7 +313,14 @@ def plain_selection(
     """
     from sqlglot import exp
 
-    from dpzero.adql import AdqlQuery, ResolvedQuery, id_constraints, resolve, search_regions
+    from dpzero.adql import (
+        AdqlQuery,
+        ResolvedQuery,
+        conjuncts,
+        id_constraints,
+        resolve,
+        search_regions,
+    )
     from dpzero.catalog._adql import _alias_scan
 
     tree = query.tree
@@ -398,7 +391,7 @@ def plain_selection(
     tests: list[RowTest] = []
     residual = False
     rwhere = rtree.args.get("where")
-    for term in _conjuncts(rwhere):
+    for term in conjuncts(rwhere):
         test = _region_test(term, alias, meta.ra_column, meta.dec_column) or _in_test(term, alias)
         if test is None:
             residual = True
