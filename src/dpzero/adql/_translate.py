@@ -387,15 +387,9 @@ def _double() -> exp.DataType:
 
 
 def _finite_number(node: exp.Expression | None) -> bool:
-    """Whether ``node`` is a finite numeric literal (possibly negated, or already cast)."""
-    while isinstance(node, exp.Neg | exp.Cast | exp.Paren):
-        node = node.this
-    if not isinstance(node, exp.Literal) or node.is_string:
-        return False
-    try:
-        return math.isfinite(float(node.this))
-    except ValueError:
-        return False
+    """Whether ``node`` is a constant of literals with a finite value (`_constant`)."""
+    value = None if node is None else _constant(node)
+    return value is not None and math.isfinite(value)
 
 
 def _false_for_nan(column: exp.Column) -> bool:
