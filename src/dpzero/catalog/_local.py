@@ -347,6 +347,8 @@ class LocalCatalogStore(CatalogStore):
                 f"FROM read_parquet('{_sql_str(t.glob)}', hive_partitioning = false)"
             )
         self._manifest: StoreManifest = manifest
+        # Versions removed since (after their grace period) no query can still use.
+        self._retired = {k: t for k, t in self._retired.items() if (self.path / k).is_dir()}
         live = {t.entry.relative_dir for t in tables.values()}
         for old in self._tables.values():
             if old.entry.relative_dir not in live:
