@@ -9,9 +9,12 @@ import json
 import logging
 import os
 import socket
+import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse
@@ -20,6 +23,9 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from dpzero.config import Settings
 from dpzero.errors import DpzeroUserError, InvalidInputError
+
+if TYPE_CHECKING:
+    from dpzero.tap.engine import TapEngine
 
 __all__ = [
     "LOCAL_HOSTS",
@@ -37,6 +43,16 @@ SETTINGS_ENVIRONMENT = "DPZERO_SERVE_SETTINGS_JSON"
 
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _log = logging.getLogger("dpzero")
+
+
+def _open_store(engine: TapEngine) -> None:
+    started = time.perf_counter()
+    try:
+        engine.store.open_all()
+    except Exception:  # a damaged partition shows up again, with its error, when queried
+        _log.exception("opening the catalog store ahead of queries failed")
+        return
+    _log.info("catalog store opened in %.1f s", time.perf_counter() - started)
 
 
 def check_bind(settings: Settings) -> None:
@@ -155,6 +171,9 @@ def create_app(settings: Settings) -> FastAPI:
             _log.info("%s", obscore.summary())
             attached.append(obscore.path)
         engine = TapEngine.open(settings.store, attached)  # type: ignore[arg-type]
+        # Footers, row copies and indexes opened in the background: the first queries
+        # touching a partition would otherwise each pay for it.
+        threading.Thread(target=_open_store, args=(engine,), daemon=True).start()
         jobs = JobStore(settings.jobs_database_url)
         runner = JobRunner(
             jobs,

@@ -131,24 +131,23 @@ def test_margin_holds_neighbours_across_partition_edges(tiny_store):
     assert margin_rows > 0
 
 
-def test_objectid_index_points_at_the_partition_and_row_group(tiny_store):
+def test_objectid_index_points_at_the_partition_and_row(tiny_store):
     for table, key in (("object", "objectId"), ("truth_match", "match_objectId")):
         where = {}
         for f in _partition_files(tiny_store, table):
             norder = int(f.parent.parent.name.split("=")[1])
             npix = int(f.stem.split("=")[1])
-            pf = pq.ParquetFile(f)
-            for rg in range(pf.metadata.num_row_groups):
-                for k in pf.read_row_group(rg, columns=[key]).column(0).to_pylist():
-                    where.setdefault(k, set()).add((norder, npix, rg))
+            keys = pq.read_table(f, columns=[key]).column(0).to_pylist()
+            for row, k in enumerate(keys):
+                where.setdefault(k, set()).add((norder, npix, row))
         index = ObjectIndex(tiny_store / DB / table / "dpzero-index" / key)
         sample = [k for k in where if k != -1][:300]
         for k in sample[:50]:
             locs = index.locate([k])
-            got = {(loc.norder, loc.npix, g) for loc in locs for g in loc.row_groups}
+            got = {(loc.norder, loc.npix, int(r)) for loc in locs for r in loc.rows}
             assert got == where[k]
         many = index.locate(sample)
-        got = {(loc.norder, loc.npix, g) for loc in many for g in loc.row_groups}
+        got = {(loc.norder, loc.npix, int(r)) for loc in many for r in loc.rows}
         assert got == set().union(*(where[k] for k in sample))
         # Unknown ids and the "unmatched" -1 of truth_match are not in the index.
         assert index.locate([-1, 12345]) == []
@@ -400,3 +399,9 @@ def test_a_store_holds_several_databases(tmp_path, tiny_store):
     assert n == new["object"].num_rows
     n = s.query_adql(f"SELECT COUNT(*) AS n FROM {DB}.object").column(0)[0].as_py()
     assert n == 2000
+
+
+def test_an_index_of_an_older_format_asks_for_a_re_ingest(tmp_path):
+    (tmp_path / "index.json").write_text('{"key": "objectId", "buckets": 1, "rows": 0}')
+    with pytest.raises(InvalidInputError, match="re-ingest"):
+        ObjectIndex(tmp_path)

@@ -39,9 +39,24 @@ def test_round_trip_of_every_kind_of_column(tmp_path: Path) -> None:
     write_rows(source, tmp_path / "part.npy")
     copy = RowCopy(tmp_path / "part.npy", table.schema)
     rows = np.array([3, 0, 2])
-    got = pa.table(copy.take(rows, table.column_names))
+    got = pa.table(copy.columns([copy.pick(rows)], table.column_names))
     assert got.equals(table.take(pa.array(rows)))
-    assert np.isnan(pa.table(copy.take(np.array([1]), ["flux"])).column(0)[0].as_py())
+    flux = copy.columns([copy.pick(np.array([1]))], ["flux"])["flux"]
+    assert np.isnan(flux[0].as_py())
+
+
+def test_rows_of_partitions_with_different_text_widths_convert_together(tmp_path: Path) -> None:
+    first = pa.table({"id": pa.array([1, 2], pa.int64()), "name": pa.array(["a", None])})
+    second = pa.table({"id": pa.array([3, 4], pa.int64()), "name": pa.array(["longer\x00", ""])})
+    copies = []
+    for i, table in enumerate((first, second)):
+        pq.write_table(table, tmp_path / f"{i}.parquet")
+        write_rows(tmp_path / f"{i}.parquet", tmp_path / f"{i}.npy")
+        copies.append(RowCopy(tmp_path / f"{i}.npy", table.schema))
+    picked = [copies[0].pick(np.array([1, 0])), copies[1].pick(np.array([0, 1]))]
+    got = pa.table(copies[0].columns(picked, ["id", "name"]))
+    assert got.column("id").to_pylist() == [2, 1, 3, 4]
+    assert got.column("name").to_pylist() == [None, "a", "longer\x00", ""]
 
 
 def test_queries_read_the_same_rows_with_and_without_copies(tmp_path: Path, tiny_inputs) -> None:
@@ -59,6 +74,10 @@ def test_queries_read_the_same_rows_with_and_without_copies(tmp_path: Path, tiny
         "CIRCLE('ICRS', 56.0, -36.0, 0.3)) = 1",
         f"SELECT TOP 5 match_objectId, ra FROM {DB}.truth_match "
         f"WHERE match_objectId IN ({', '.join(map(str, ids[:4]))})",
+        # Ids with other conditions: the rows the index gives still pass every test.
+        f"SELECT objectId, mag_i_cModel, tract, patch FROM {DB}.object "
+        f"WHERE objectId IN ({', '.join(map(str, [*ids, 12345]))}) AND mag_i_cModel < 25 "
+        "AND CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', 56.0, -36.0, 1.0)) = 1",
     ]
     a, b = open_store(with_rows), open_store(without)
     for query in queries:
@@ -67,4 +86,18 @@ def test_queries_read_the_same_rows_with_and_without_copies(tmp_path: Path, tiny
         key = left.column_names[0]
         assert left.num_rows > 0, query
         assert left.sort_by(key).equals(right.sort_by(key)), query
+    # Against the input: every id found once, whatever partition holds it.
+    got = a.query_adql(queries[0]).column("objectId").to_pylist()
+    assert sorted(got) == sorted(ids)
     shutil.rmtree(tmp_path)
+
+
+def test_open_all_maps_every_partition_before_any_query(tiny_store) -> None:
+    store = open_store(tiny_store)
+    store.open_all()
+    for table in store._tables.values():
+        assert table.partitions
+        assert all(part.meta is not None for part in table.partitions)
+        if table.entry.key_column is not None:
+            assert len(table._rows) == len(table.partitions)
+            assert table._index is not None

@@ -10,6 +10,7 @@ not decide, or a row lies on a limit within rounding (see `dpzero.catalog._selec
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,16 +18,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dpzero.catalog._pruning import coverage_ranges, rows_in_ranges
+from dpzero.catalog._rows import RowCopy
 from dpzero.catalog._selection import ROW_COLUMN, Selection
 
 if TYPE_CHECKING:
-    from dpzero.catalog._local import LocalCatalogStore, _Partition, _Table
+    from dpzero.catalog._local import LocalCatalogStore, _Read, _Table
 
 __all__ = ["read_selection"]
 
 HEALPIX_COLUMN = "_healpix_29"
 # Rows gathered from partitions before a batch is handed out.
 BATCH_ROWS = 65_536
+# What decoding one column chunk of a row group costs, in bytes of row copy read in the
+# same time (≈ 20 µs ≈ 200 kB copied): many rows of a few columns (a 0.5° cone of 5
+# columns) decode faster from Parquet, a few rows of many columns read faster whole.
+CHUNK_COST_BYTES = 200_000
 
 
 def read_selection(
@@ -54,16 +60,14 @@ def read_selection(
     wide = [stored for _, stored, _ in selection.outputs if stored not in narrow]
     ids = None if scan.ids is None else pa.array(sorted(set(scan.ids)), type=pa.int64())
 
-    def pieces() -> Iterator[pa.Table]:
+    def pieces() -> Iterator[pa.Table | _Picked]:
         left = most
-        for part, groups, _ in table._plan_reads(scan, ranges, None, None):
+        for read in table._plan_reads(scan, ranges, None, None):
             if left is not None and left <= 0:
                 return
-            if not groups:
+            if not read.groups:
                 continue
-            rows = _partition_rows(
-                store, table, part, groups, selection, narrow, wide, ranges, ids, left
-            )
+            rows = _partition_rows(store, table, read, selection, narrow, wide, ranges, ids, left)
             if rows is None:
                 continue
             if left is not None:
@@ -71,17 +75,18 @@ def read_selection(
             yield rows
 
     def batches() -> Iterator[pa.RecordBatch]:
-        # Partitions' rows in batches of at least BATCH_ROWS (one NaN pass per batch).
-        waiting: list[pa.Table] = []
+        # Partitions' rows in batches of at least BATCH_ROWS (one NaN pass, one
+        # conversion of row-copy records per batch).
+        waiting: list[pa.Table | _Picked] = []
         rows = 0
         for piece in found:
             waiting.append(piece)
             rows += piece.num_rows
             if rows >= BATCH_ROWS:
-                yield from _output(pa.concat_tables(waiting), selection, schema).to_batches()
+                yield from _output(_assemble(waiting, wide), selection, schema).to_batches()
                 waiting, rows = [], 0
         if waiting:
-            yield from _output(pa.concat_tables(waiting), selection, schema).to_batches()
+            yield from _output(_assemble(waiting, wide), selection, schema).to_batches()
 
     found = pieces()
     first = next(found, None)
@@ -90,7 +95,45 @@ def read_selection(
     return pa.RecordBatchReader.from_batches(schema, batches())
 
 
-def _chain(first: pa.Table, rest: Iterator[pa.Table]) -> Iterator[pa.Table]:
+@dataclass
+class _Picked:
+    """Selected rows of one partition: returned WHERE columns as Arrow, the others still
+    records of the row copy (converted with the batch's other partitions)."""
+
+    copy: RowCopy
+    records: np.ndarray
+    columns: dict[str, pa.Array]
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.records)
+
+
+def _assemble(pieces: list[pa.Table | _Picked], wide: list[str]) -> pa.Table:
+    """One table of the pieces, in order; runs of row-copy pieces converted at once."""
+    tables: list[pa.Table] = []
+    run: list[_Picked] = []
+
+    def flush() -> None:
+        if run:
+            columns = {
+                name: pa.concat_arrays([p.columns[name] for p in run]) for name in run[0].columns
+            }
+            columns.update(run[0].copy.columns([p.records for p in run], wide))
+            tables.append(pa.table(columns))
+            run.clear()
+
+    for piece in pieces:
+        if isinstance(piece, _Picked):
+            run.append(piece)
+        else:
+            flush()
+            tables.append(piece)
+    flush()
+    return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+
+
+def _chain(first: pa.Table | _Picked, rest: Iterator[pa.Table | _Picked]) -> Iterator:
     yield first
     yield from rest
 
@@ -98,24 +141,74 @@ def _chain(first: pa.Table, rest: Iterator[pa.Table]) -> Iterator[pa.Table]:
 def _partition_rows(
     store: LocalCatalogStore,
     table: _Table,
-    part: _Partition,
-    groups: list[int],
+    read: _Read,
     selection: Selection,
     narrow: list[str],
     wide: list[str],
     ranges: np.ndarray | None,
     ids: pa.Array | None,
     left: int | None,
-) -> pa.Table | None:
-    """The selected rows of some row groups of one partition (stored column names)."""
+) -> pa.Table | _Picked | None:
+    """The selected rows of one partition (stored column names)."""
     from dpzero.catalog._local import _HANDLES
 
+    part, groups = read.part, read.groups
+    returned = {stored for _, stored, _ in selection.outputs}
+    narrow_returned = [name for name in narrow if name in returned]
+    copy = table.row_copy(part)
+    if read.rows is not None and copy is not None:
+        # The index gave the rows: everything comes from the row copy, no column chunk.
+        picked = copy.pick(read.rows)
+        first = pa.table(copy.columns([picked], narrow))
+        keep = _keep(store, first, selection, ranges, None, table.entry.key_column, left)
+        if keep.size == 0:
+            return None
+        columns = {name: first.column(name).chunk(0).take(keep) for name in narrow_returned}
+        return _Picked(copy, picked[keep], columns)
     first = _HANDLES.read(part, groups, narrow, use_threads=len(groups) > 2)
+    keep = _keep(store, first, selection, ranges, ids, table.entry.key_column, left)
+    if keep.size == 0:
+        return None
+    columns = {name: first.column(name).take(keep) for name in narrow_returned}
+    if not wide:
+        return pa.table(columns)
+    part.footer()
+    assert part.rg_rows is not None and part.rg_start is not None
+    sizes = part.rg_rows[np.asarray(groups)]
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    which = np.searchsorted(starts, keep, side="right") - 1
+    hit = np.unique(which)
+    if copy is not None and keep.size * copy.row_bytes <= hit.size * len(wide) * CHUNK_COST_BYTES:
+        # Whole rows from the row-major copy: no column chunk decoded.
+        at = part.rg_start[np.asarray(groups)][which] + keep - starts[which]
+        return _Picked(copy, copy.pick(at), {k: v.combine_chunks() for k, v in columns.items()})
+    # Read the other columns only from the row groups holding a kept row.
+    hit_sizes = sizes[hit]
+    hit_starts = np.zeros(len(groups), dtype=np.int64)
+    hit_starts[hit] = np.concatenate([[0], np.cumsum(hit_sizes)[:-1]])
+    # One or two row groups (a small cone, an id) decode faster in one thread.
+    second = _HANDLES.read(part, [groups[i] for i in hit], wide, use_threads=hit.size > 2)
+    at = keep - starts[which] + hit_starts[which]
+    taken = second.take(pa.array(at))
+    for name in wide:
+        columns[name] = taken.column(name)
+    return pa.table(columns)
+
+
+def _keep(
+    store: LocalCatalogStore,
+    first: pa.Table,
+    selection: Selection,
+    ranges: np.ndarray | None,
+    ids: pa.Array | None,
+    key: str | None,
+    left: int | None,
+) -> np.ndarray:
+    """Positions of the rows of ``first`` (the WHERE columns) the selection keeps."""
     n = first.num_rows
     candidate = np.ones(n, dtype=bool)
     if ranges is not None:
         candidate &= rows_in_ranges(ranges, first.column(HEALPIX_COLUMN).to_numpy())
-    key = table.entry.key_column
     if ids is not None and key is not None:
         candidate &= np.asarray(pc.is_in(first.column(key), value_set=ids))
     values = {}
@@ -141,36 +234,7 @@ def _partition_rows(
         if undecided.any():  # on a limit within rounding: as DuckDB rounds
             more = _decide_in_duckdb(store, first, np.flatnonzero(undecided), selection)
             keep = np.union1d(keep, more)
-    if left is not None:
-        keep = keep[:left]
-    if keep.size == 0:
-        return None
-    returned = {stored for _, stored, _ in selection.outputs}
-    columns = {name: first.column(name).take(keep) for name in narrow if name in returned}
-    if wide:
-        # Read the other columns only from the row groups holding a kept row.
-        part.footer()
-        assert part.rg_rows is not None
-        sizes = part.rg_rows[np.asarray(groups)]
-        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-        which = np.searchsorted(starts, keep, side="right") - 1
-        copy = table.row_copy(part)
-        if copy is not None:
-            # Whole rows from the row-major copy: no column chunk decoded.
-            group_start = np.concatenate([[0], np.cumsum(part.rg_rows)])[np.asarray(groups)]
-            columns.update(copy.take(group_start[which] + keep - starts[which], wide))
-            return pa.table(columns)
-        hit = np.unique(which)
-        hit_sizes = sizes[hit]
-        hit_starts = np.zeros(len(groups), dtype=np.int64)
-        hit_starts[hit] = np.concatenate([[0], np.cumsum(hit_sizes)[:-1]])
-        # One or two row groups (a small cone, an id) decode faster in one thread.
-        second = _HANDLES.read(part, [groups[i] for i in hit], wide, use_threads=hit.size > 2)
-        at = keep - starts[which] + hit_starts[which]
-        taken = second.take(pa.array(at))
-        for name in wide:
-            columns[name] = taken.column(name)
-    return pa.table(columns)
+    return keep if left is None else keep[:left]
 
 
 def _numbers(column: pa.ChunkedArray) -> np.ndarray:

@@ -18,6 +18,7 @@ this (memory-mapped ``take`` of 12 rows costs 9.8 ms: per-column overhead).
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -98,7 +99,7 @@ def write_rows(partition: Path, out: Path) -> None:
 
 
 class RowCopy:
-    """A partition's row copy, memory-mapped; `take` gives rows as Arrow columns.
+    """A partition's row copy, memory-mapped: `pick` rows, `columns` turns them to Arrow.
 
     Parameters
     ----------
@@ -113,20 +114,32 @@ class RowCopy:
         # is the store's own, not a foreign upload, so numpy's 10 kB guard is lifted.
         self.records = np.load(path, mmap_mode="r", allow_pickle=False, max_header_size=_MAX_HEADER)
         self.schema = schema
+        self.row_bytes = self.records.dtype.itemsize
         self._index = {name: i for i, name in enumerate(schema.names)}
 
-    def take(self, rows: np.ndarray, names: list[str]) -> dict[str, pa.Array]:
-        """Columns ``names`` of the rows at positions ``rows`` of the partition."""
-        picked = self.records[np.asarray(rows, dtype=np.int64)]  # a copy: reads only
-        valid = np.unpackbits(picked[_VALID], axis=1)
+    def pick(self, rows: np.ndarray) -> np.ndarray:
+        """The records at positions ``rows`` of the partition (a copy: reads only those)."""
+        return self.records[np.asarray(rows, dtype=np.int64)]
+
+    def columns(self, picked: list[np.ndarray], names: list[str]) -> dict[str, pa.Array]:
+        """Columns ``names`` of records `pick` gave, from any partitions of the table, in
+        order; converted once for all (each column conversion has a fixed cost, and a
+        query's rows often come from a dozen partitions)."""
+        if len(picked) == 1:
+            records = picked[0]
+        else:
+            # Partitions pad text to their own longest value: widen to the longest of all.
+            common = functools.reduce(np.promote_types, [r.dtype for r in picked])
+            records = np.concatenate([r.astype(common, copy=False) for r in picked])
+        valid = np.unpackbits(records[_VALID], axis=1).view(bool)
         out: dict[str, pa.Array] = {}
         for name in names:
             field = self.schema.field(name)
-            values = picked[name]
-            column_valid = valid[:, self._index[name]].astype(bool)
+            values = records[name]
+            column_valid = valid[:, self._index[name]]
             mask = None if column_valid.all() else ~column_valid
             if _is_text(field.type) or _is_bytes(field.type):
-                lengths = picked[_length_field(name)]
+                lengths = records[_length_field(name)]
                 items = [
                     bytes(v).ljust(n, b"\0")[:n]
                     for v, n in zip(values.tolist(), lengths.tolist(), strict=True)

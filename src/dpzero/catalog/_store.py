@@ -181,6 +181,14 @@ class CatalogStore(ABC):
     #: then needs no per-partition plan for it).
     runs_whole_tables_at_once: bool = False
 
+    def open_all(self) -> None:
+        """Open what queries read before any query comes (a server does it at start).
+
+        The first query touching a part of a store otherwise pays for opening it;
+        stores with nothing to open do nothing.
+        """
+        return None
+
     @abstractmethod
     def databases(self) -> list[str]:
         """Database names, sorted."""
