@@ -309,40 +309,47 @@ def build_classes(
     n = repeat + 1
     classes = [
         QueryClass('cone 5" *', 'cone r = 5", SELECT *'),
-        QueryClass('cone 60" *', 'cone r = 60", SELECT *'),
-        QueryClass("cone 0.05° *", "cone r = 0.05°, SELECT *"),
+        QueryClass("cones 0.01–0.05° *", "cones of random r = 0.01°–0.05°, SELECT *"),
         QueryClass("cone 0.5° 5 cols", "cone r = 0.5°, 5 columns"),
         QueryClass("polygon 0.1° *", "convex quadrilateral ~0.1° across, SELECT *"),
         QueryClass("12 ids *", "objectId IN (12 random ids), SELECT *"),
         QueryClass("join cone 0.05°", "object ⋈ position on objectId, objects in a 0.05° cone"),
-        QueryClass("pairs 5\" in 0.1°", 'neighbour pairs within 5", first object in a 0.1° cone'),
+        QueryClass('pairs 1" in 0.1°', 'neighbour pairs within 1", first object in a 0.1° cone'),
         QueryClass("scan COUNT/AVG", f"COUNT, AVG(mag_i_cModel) WHERE mag_i_cModel < {MAG_CUT}",
                    scan=True),
         QueryClass("scan GROUP BY tract", "per-tract COUNT and AVG with the same cut", scan=True),
-        QueryClass("pairs DISTANCE form", "as pairs 5\" in 0.1°, written DISTANCE(a, b) < r",
+        QueryClass("pairs DISTANCE form", 'as pairs 1" in 0.1°, written DISTANCE(a, b) < r',
                    optional=True),
     ]  # fmt: skip
-    for radius, cls in zip([5 / 3600, 60 / 3600, 0.05], classes[:3], strict=True):
-        cls.queries = [cone(ra, dec, radius, None) for ra, dec in footprint.centres(n, rng, radius)]
-    classes[3].queries = [
+    by_name = {c.name: c for c in classes}
+    by_name['cone 5" *'].queries = [
+        cone(ra, dec, 5 / 3600, None) for ra, dec in footprint.centres(n, rng, 5 / 3600)
+    ]
+    by_name["cones 0.01–0.05° *"].queries = [
+        cone(ra, dec, round(float(rng.uniform(0.01, 0.05)), 5), None)
+        for ra, dec in footprint.centres(n, rng, 0.05)
+    ]
+    by_name["cone 0.5° 5 cols"].queries = [
         cone(ra, dec, 0.5, FIVE_COLUMNS) for ra, dec in footprint.centres(n, rng, 0.5)
     ]
-    classes[4].queries = [polygon(ra, dec, 0.1) for ra, dec in footprint.centres(n, rng, 0.06)]
-    classes[5].queries = [
+    by_name["polygon 0.1° *"].queries = [
+        polygon(ra, dec, 0.1) for ra, dec in footprint.centres(n, rng, 0.06)
+    ]
+    by_name["12 ids *"].queries = [
         id_lookup(sorted(int(i) for i in rng.choice(id_pool, 12, replace=False))) for _ in range(n)
     ]
-    classes[6].queries = [
+    by_name["join cone 0.05°"].queries = [
         join_in_cone(ra, dec, 0.05) for ra, dec in footprint.centres(n, rng, 0.05)
     ]
-    classes[7].queries = [
-        neighbour_pairs(ra, dec, 0.1, 5.0) for ra, dec in footprint.centres(n, rng, 0.1)
+    by_name['pairs 1" in 0.1°'].queries = [
+        neighbour_pairs(ra, dec, 0.1, 1.0) for ra, dec in footprint.centres(n, rng, 0.1)
     ]
-    classes[10].queries = [
-        neighbour_pairs(ra, dec, 0.1, 5.0, distance_form=True)
+    by_name["pairs DISTANCE form"].queries = [
+        neighbour_pairs(ra, dec, 0.1, 1.0, distance_form=True)
         for ra, dec in footprint.centres(n, rng, 0.1)
     ]
-    classes[8].queries = [scan_aggregate()] * (scan_repeat + 1)
-    classes[9].queries = [scan_group_by()] * (scan_repeat + 1)
+    by_name["scan COUNT/AVG"].queries = [scan_aggregate()] * (scan_repeat + 1)
+    by_name["scan GROUP BY tract"].queries = [scan_group_by()] * (scan_repeat + 1)
     if only:
         return [c for c in classes if c.name in only]
     return [c for c in classes if not c.optional]
