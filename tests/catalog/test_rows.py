@@ -43,6 +43,10 @@ def test_round_trip_of_every_kind_of_column(tmp_path: Path) -> None:
     assert got.equals(table.take(pa.array(rows)))
     flux = copy.columns([copy.pick(np.array([1]))], ["flux"])["flux"]
     assert np.isnan(flux[0].as_py())
+    # As query results give them: NaN as NULL, the other values untouched.
+    flux = copy.columns([copy.pick(np.arange(4))], ["flux", "small"], {"flux", "small"})
+    assert flux["flux"].to_pylist() == [1.5, None, None, -2.0]
+    assert flux["small"].to_pylist() == [1, -2, None, 4]
 
 
 def test_rows_of_partitions_with_different_text_widths_convert_together(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -15,23 +16,36 @@ from dpzero.catalog._store import PartitionedPlan, QueryPlan, TableScan
 if TYPE_CHECKING:
     from dpzero.adql import AdqlQuery, IdConstraint, TableCatalog, TableRegions
     from dpzero.catalog._selection import Selection
-    from dpzero.catalog._store import CatalogStore
+    from dpzero.catalog._store import CatalogStore, TableMetadata
 
 __all__ = ["adql_plan", "run_adql", "store_catalog", "stream_adql"]
 
 
+# The last catalog built per store, with the metadata objects it was built from.
+_CATALOGS: weakref.WeakKeyDictionary[CatalogStore, tuple[list[TableMetadata], TableCatalog]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def store_catalog(store: CatalogStore) -> TableCatalog:
-    """The tables of ``store`` as ADQL name resolution sees them."""
+    """The tables of ``store`` as ADQL name resolution sees them (rebuilt only when the
+    store's table metadata changed: it is asked for by every query)."""
     from dpzero.adql import ColumnInfo, TableCatalog
 
-    tables = {}
-    for db in store.databases():
-        for table in store.tables(db):
-            meta = store.table_metadata(db, table)
-            tables[f"{db}.{table}"] = tuple(
+    metas = [store.table_metadata(db, t) for db in store.databases() for t in store.tables(db)]
+    cached = _CATALOGS.get(store)
+    if cached is not None and [id(m) for m in cached[0]] == [id(m) for m in metas]:
+        return cached[1]
+    catalog = TableCatalog(
+        {
+            f"{meta.database}.{meta.table}": tuple(
                 ColumnInfo(c.name, c.datatype, c.unit or None) for c in meta.columns
             )
-    return TableCatalog(tables)
+            for meta in metas
+        }
+    )
+    _CATALOGS[store] = (metas, catalog)
+    return catalog
 
 
 def _region(region: object) -> Region | None:

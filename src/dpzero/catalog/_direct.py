@@ -9,7 +9,11 @@ not decide, or a row lies on a limit within rounding (see `dpzero.catalog._selec
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import collections
+import itertools
+import os
+from collections.abc import Callable, Container, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -33,6 +37,30 @@ BATCH_ROWS = 65_536
 # same time (≈ 20 µs ≈ 200 kB copied): many rows of a few columns (a 0.5° cone of 5
 # columns) decode faster from Parquet, a few rows of many columns read faster whole.
 CHUNK_COST_BYTES = 200_000
+# Returned columns read with the WHERE columns rather than afterwards.
+FEW_COLUMNS = 8
+# Partitions read at once (Parquet decoding and numpy's large operations release the GIL).
+READ_THREADS = min(2, os.cpu_count() or 1)
+
+
+def _prefetched[T, R](work: Callable[[T], R], items: list[T]) -> Iterator[R]:
+    """``work`` of each item, in order, up to `READ_THREADS` items ahead of the consumer
+    (so memory stays bounded by a few partitions' rows)."""
+    if len(items) < 2 or READ_THREADS < 2:
+        yield from map(work, items)
+        return
+    pool = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="dpzero-read")
+    try:
+        waiting = collections.deque(pool.submit(work, item) for item in items[:READ_THREADS])
+        following = iter(items[READ_THREADS:])
+        while waiting:
+            done = waiting.popleft().result()
+            item = next(following, None)
+            if item is not None:
+                waiting.append(pool.submit(work, item))
+            yield done
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def read_selection(
@@ -58,19 +86,28 @@ def read_selection(
     if scan.ids is not None and table.entry.key_column is not None:
         narrow = list(dict.fromkeys([*narrow, table.entry.key_column]))
     wide = [stored for _, stored, _ in selection.outputs if stored not in narrow]
+    if len(wide) <= FEW_COLUMNS:
+        # A few more columns cost little in the same read (a wide cone of 5 columns
+        # decodes them for most rows anyway); the row copy pays for many columns.
+        narrow, wide = narrow + wide, []
     ids = None if scan.ids is None else pa.array(sorted(set(scan.ids)), type=pa.int64())
 
     def pieces() -> Iterator[pa.Table | _Picked]:
+        reads = [read for read in table._plan_reads(scan, ranges, None, None) if read.groups]
+
+        def rows_of(read: _Read) -> pa.Table | _Picked | None:
+            return _partition_rows(store, table, read, selection, narrow, wide, ranges, ids, most)
+
         left = most
-        for read in table._plan_reads(scan, ranges, None, None):
+        # Rows the index gave are a few records each: not worth a thread.
+        parallel = scan.ids is None
+        for rows in _prefetched(rows_of, reads) if parallel else map(rows_of, reads):
             if left is not None and left <= 0:
                 return
-            if not read.groups:
-                continue
-            rows = _partition_rows(store, table, read, selection, narrow, wide, ranges, ids, left)
             if rows is None:
                 continue
             if left is not None:
+                rows = rows.slice(0, left)
                 left -= rows.num_rows
             yield rows
 
@@ -83,10 +120,10 @@ def read_selection(
             waiting.append(piece)
             rows += piece.num_rows
             if rows >= BATCH_ROWS:
-                yield from _output(_assemble(waiting, wide), selection, schema).to_batches()
+                yield from _assemble(waiting, selection, schema).to_batches()
                 waiting, rows = [], 0
         if waiting:
-            yield from _output(_assemble(waiting, wide), selection, schema).to_batches()
+            yield from _assemble(waiting, selection, schema).to_batches()
 
     found = pieces()
     first = next(found, None)
@@ -108,28 +145,34 @@ class _Picked:
     def num_rows(self) -> int:
         return len(self.records)
 
+    def slice(self, offset: int, length: int) -> _Picked:
+        """Rows ``offset`` to ``offset + length`` (as `pyarrow.Table.slice`)."""
+        columns = {name: column.slice(offset, length) for name, column in self.columns.items()}
+        return _Picked(self.copy, self.records[offset : offset + length], columns)
 
-def _assemble(pieces: list[pa.Table | _Picked], wide: list[str]) -> pa.Table:
-    """One table of the pieces, in order; runs of row-copy pieces converted at once."""
-    tables: list[pa.Table] = []
-    run: list[_Picked] = []
 
-    def flush() -> None:
-        if run:
-            columns = {
-                name: pa.concat_arrays([p.columns[name] for p in run]) for name in run[0].columns
-            }
-            columns.update(run[0].copy.columns([p.records for p in run], wide))
-            tables.append(pa.table(columns))
-            run.clear()
-
-    for piece in pieces:
-        if isinstance(piece, _Picked):
-            run.append(piece)
-        else:
-            flush()
-            tables.append(piece)
-    flush()
+def _assemble(
+    pieces: list[pa.Table | _Picked], selection: Selection, schema: pa.Schema
+) -> pa.Table:
+    """The result's rows of ``pieces``, in order, columns renamed and NaN as NULL where
+    the selection says; each run of row-copy records is converted at once, each run of
+    Parquet rows gets one NaN pass."""
+    nan_as_null = {stored for _, stored, nan in selection.outputs if nan}
+    tables = []
+    for picked, run in itertools.groupby(pieces, key=lambda piece: isinstance(piece, _Picked)):
+        if not picked:
+            tables.append(_output(pa.concat_tables(run), selection, schema, nan_as_null))
+            continue
+        rows: list[_Picked] = list(run)  # type: ignore[arg-type]
+        columns: dict[str, pa.Array | pa.ChunkedArray] = {
+            name: pa.chunked_array([p.columns[name] for p in rows]) for name in rows[0].columns
+        }
+        for name in nan_as_null.intersection(columns):
+            if columns[name].type in (pa.float32(), pa.float64()):
+                columns[name] = _nan_as_null(columns[name])
+        wide = [stored for _, stored, _ in selection.outputs if stored not in columns]
+        columns.update(rows[0].copy.columns([p.records for p in rows], wide, nan_as_null))
+        tables.append(_output(columns, selection, schema, nan_as_null=()))
     return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
 
 
@@ -169,15 +212,15 @@ def _partition_rows(
     keep = _keep(store, first, selection, ranges, ids, table.entry.key_column, left)
     if keep.size == 0:
         return None
-    columns = {name: first.column(name).take(keep) for name in narrow_returned}
     if not wide:
-        return pa.table(columns)
+        return _rows_at(first.select(narrow_returned), keep)
+    columns = {name: first.column(name).take(keep) for name in narrow_returned}
     part.footer()
     assert part.rg_rows is not None and part.rg_start is not None
     sizes = part.rg_rows[np.asarray(groups)]
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    which = np.searchsorted(starts, keep, side="right") - 1
-    hit = np.unique(which)
+    which = np.searchsorted(starts, keep, side="right") - 1  # sorted, as keep
+    hit = which[np.concatenate([[True], which[1:] != which[:-1]])]
     if copy is not None and keep.size * copy.row_bytes <= hit.size * len(wide) * CHUNK_COST_BYTES:
         # Whole rows from the row-major copy: no column chunk decoded.
         at = part.rg_start[np.asarray(groups)][which] + keep - starts[which]
@@ -188,11 +231,20 @@ def _partition_rows(
     hit_starts[hit] = np.concatenate([[0], np.cumsum(hit_sizes)[:-1]])
     # One or two row groups (a small cone, an id) decode faster in one thread.
     second = _HANDLES.read(part, [groups[i] for i in hit], wide, use_threads=hit.size > 2)
-    at = keep - starts[which] + hit_starts[which]
-    taken = second.take(pa.array(at))
+    taken = _rows_at(second, keep - starts[which] + hit_starts[which])
     for name in wide:
         columns[name] = taken.column(name)
     return pa.table(columns)
+
+
+def _rows_at(rows: pa.Table, at: np.ndarray) -> pa.Table:
+    """The rows at the sorted positions ``at``: a filter when they are many (cheaper
+    than a take per column)."""
+    if at.size * 8 < rows.num_rows:
+        return rows.take(pa.array(at))
+    mask = np.zeros(rows.num_rows, dtype=bool)
+    mask[at] = True
+    return rows.filter(pa.array(mask))
 
 
 def _keep(
@@ -264,12 +316,18 @@ def _decide_in_duckdb(
     return np.sort(kept.column(0).to_numpy())
 
 
-def _output(rows: pa.Table, selection: Selection, schema: pa.Schema) -> pa.Table:
-    """Stored columns as the result: renamed, NaN as NULL in floating-point columns."""
+def _output(
+    rows: pa.Table | Mapping[str, pa.Array | pa.ChunkedArray],
+    selection: Selection,
+    schema: pa.Schema,
+    nan_as_null: Container[str],
+) -> pa.Table:
+    """Stored columns as the result: renamed, NaN as NULL in floating-point columns
+    named in ``nan_as_null``."""
     arrays = []
-    for _, stored, nan_as_null in selection.outputs:
-        column = rows.column(stored)
-        if nan_as_null and column.type in (pa.float32(), pa.float64()):
+    for _, stored, _ in selection.outputs:
+        column = rows[stored]
+        if stored in nan_as_null and column.type in (pa.float32(), pa.float64()):
             column = _nan_as_null(column)
         arrays.append(column)
     return pa.Table.from_arrays(arrays, schema=schema)

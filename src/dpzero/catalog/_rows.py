@@ -19,6 +19,7 @@ this (memory-mapped ``take`` of 12 rows costs 9.8 ms: per-column overhead).
 from __future__ import annotations
 
 import functools
+from collections.abc import Container
 from pathlib import Path
 
 import numpy as np
@@ -115,38 +116,64 @@ class RowCopy:
         self.records = np.load(path, mmap_mode="r", allow_pickle=False, max_header_size=_MAX_HEADER)
         self.schema = schema
         self.row_bytes = self.records.dtype.itemsize
-        self._index = {name: i for i, name in enumerate(schema.names)}
+        # Per column: its bit in the validity bitmap, how it converts, its Arrow type.
+        self._fields: dict[str, tuple[int, str, pa.DataType]] = {}
+        for i, field in enumerate(schema):
+            kind = "plain"
+            if _is_text(field.type) or _is_bytes(field.type):
+                kind = "bytes"
+            elif pa.types.is_timestamp(field.type) or pa.types.is_date64(field.type):
+                kind = "int64"
+            self._fields[field.name] = (i, kind, field.type)
 
     def pick(self, rows: np.ndarray) -> np.ndarray:
         """The records at positions ``rows`` of the partition (a copy: reads only those)."""
         return self.records[np.asarray(rows, dtype=np.int64)]
 
-    def columns(self, picked: list[np.ndarray], names: list[str]) -> dict[str, pa.Array]:
+    def columns(
+        self, picked: list[np.ndarray], names: list[str], nan_as_null: Container[str] = ()
+    ) -> dict[str, pa.Array]:
         """Columns ``names`` of records `pick` gave, from any partitions of the table, in
         order; converted once for all (each column conversion has a fixed cost, and a
-        query's rows often come from a dozen partitions)."""
-        if len(picked) == 1:
-            records = picked[0]
-        else:
-            # Partitions pad text to their own longest value: widen to the longest of all.
-            common = functools.reduce(np.promote_types, [r.dtype for r in picked])
-            records = np.concatenate([r.astype(common, copy=False) for r in picked])
+        query's rows often come from a dozen partitions). Floating-point columns named
+        in ``nan_as_null`` come back with NaN as NULL."""
+        records = _concatenated(picked)
         valid = np.unpackbits(records[_VALID], axis=1).view(bool)
+        all_valid = valid.all(axis=0)
         out: dict[str, pa.Array] = {}
         for name in names:
-            field = self.schema.field(name)
+            index, kind, arrow_type = self._fields[name]
             values = records[name]
-            column_valid = valid[:, self._index[name]]
-            mask = None if column_valid.all() else ~column_valid
-            if _is_text(field.type) or _is_bytes(field.type):
+            mask = None if all_valid[index] else ~valid[:, index]
+            if name in nan_as_null and values.dtype.kind == "f":
+                nan = np.isnan(values)
+                if nan.any():
+                    mask = nan if mask is None else mask | nan
+            if kind == "bytes":
                 lengths = records[_length_field(name)]
                 items = [
                     bytes(v).ljust(n, b"\0")[:n]
                     for v, n in zip(values.tolist(), lengths.tolist(), strict=True)
                 ]
-                out[name] = pa.array(items, type=pa.binary(), mask=mask).cast(field.type)
-            elif pa.types.is_timestamp(field.type) or pa.types.is_date64(field.type):
-                out[name] = pa.array(values, type=pa.int64(), mask=mask).cast(field.type)
+                out[name] = pa.array(items, type=pa.binary(), mask=mask).cast(arrow_type)
+            elif kind == "int64":
+                out[name] = pa.array(values, type=pa.int64(), mask=mask).cast(arrow_type)
             else:
-                out[name] = pa.array(values, type=field.type, mask=mask)
+                out[name] = pa.array(values, type=arrow_type, mask=mask)
         return out
+
+
+def _concatenated(picked: list[np.ndarray]) -> np.ndarray:
+    """Records of several partitions as one array (numpy's concatenate re-derives a
+    structured type field by field: slower than the copy for a few rows)."""
+    if len(picked) == 1:
+        return picked[0]
+    dtypes = {r.dtype for r in picked}
+    # Partitions pad text to their own longest value: widen to the longest of all.
+    common = functools.reduce(np.promote_types, dtypes) if len(dtypes) > 1 else picked[0].dtype
+    out = np.empty(sum(len(r) for r in picked), dtype=common)
+    at = 0
+    for r in picked:
+        out[at : at + len(r)] = r if r.dtype == common else r.astype(common)
+        at += len(r)
+    return out
