@@ -8,6 +8,7 @@ import pytest
 from dpzero.catalog._pruning import (
     Cone,
     Polygon,
+    contained,
     coverage_ranges,
     healpix29,
     overlapping,
@@ -153,6 +154,16 @@ def test_overlapping_intervals_and_pixel_ranges():
         False,
     ]
     assert not overlapping(np.empty((0, 2), np.int64), np.array([1]), np.array([2])).any()
+
+
+def test_contained_intervals_against_brute_force():
+    rng = np.random.default_rng(3)
+    ranges = np.array([[10, 20], [30, 40], [41, 60]], dtype=np.int64)
+    lo = rng.integers(0, 70, 2000)
+    hi = lo + rng.integers(0, 15, 2000)
+    expected = [any(a <= x and y < b for a, b in ranges) for x, y in zip(lo, hi, strict=True)]
+    assert contained(ranges, lo, hi).tolist() == expected
+    assert not contained(np.empty((0, 2), np.int64), np.array([1]), np.array([2])).any()
 
 
 def test_invalid_regions_are_user_errors():

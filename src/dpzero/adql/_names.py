@@ -156,13 +156,29 @@ class _Source:
     def find(self, ident: exp.Identifier) -> ColumnInfo | None:
         """The column an identifier names (exact if delimited, else any case)."""
         if self._by_lower is None:
-            self._by_lower = {}
-            for info in self.columns:
-                self._by_lower.setdefault(info.name.lower(), []).append(info)
+            self._by_lower = _by_lower(self.columns)
         for info in self._by_lower.get(ident.this.lower(), []):
             if _same(ident, info.name):
                 return info
         return None
+
+
+def _by_lower(columns: tuple[ColumnInfo, ...]) -> dict[str, list[ColumnInfo]]:
+    """Columns by lower-case name (a catalog table's is built once: its tuple is kept)."""
+    cached = _BY_LOWER.get(id(columns))
+    if cached is not None and cached[0] is columns:
+        return cached[1]
+    found: dict[str, list[ColumnInfo]] = {}
+    for info in columns:
+        found.setdefault(info.name.lower(), []).append(info)
+    if len(columns) > 32:  # wide tables only: a small one builds in microseconds
+        if len(_BY_LOWER) > 256:
+            _BY_LOWER.clear()
+        _BY_LOWER[id(columns)] = (columns, found)
+    return found
+
+
+_BY_LOWER: dict[int, tuple[tuple[ColumnInfo, ...], dict[str, list[ColumnInfo]]]] = {}
 
 
 @dataclass

