@@ -405,3 +405,29 @@ def test_an_index_of_an_older_format_asks_for_a_re_ingest(tmp_path):
     (tmp_path / "index.json").write_text('{"key": "objectId", "buckets": 1, "rows": 0}')
     with pytest.raises(InvalidInputError, match="re-ingest"):
         ObjectIndex(tmp_path)
+
+
+def test_index_lookups_cross_fences_and_find_every_copy_of_a_key(tmp_path):
+    """Keys repeated across the in-memory fences of a bucket (truth_match's
+    match_objectId repeats) are all found, in every partition holding them."""
+    from dpzero.catalog._index import FENCE_STRIDE, build_index
+
+    rng = np.random.default_rng(2)
+    keys = np.repeat(np.arange(0, 6 * FENCE_STRIDE, 3, dtype=np.int64), 3)  # runs of 3
+    keys = np.concatenate([keys, np.full(FENCE_STRIDE + 7, 999_999, dtype=np.int64)])
+    rng.shuffle(keys)
+    files = []
+    for i, part in enumerate(np.array_split(keys, 3)):
+        path = tmp_path / f"{i}.parquet"
+        pq.write_table(pa.table({"k": part}), path, row_group_size=700)
+        files.append((5, 100 + i, path))
+    assert build_index(files, "k", tmp_path / "index", rows=keys.size) == keys.size
+    index = ObjectIndex(tmp_path / "index")
+    where: dict[int, set[tuple[int, int]]] = {}
+    for _, npix, path in files:
+        for row, k in enumerate(pq.read_table(path).column("k").to_pylist()):
+            where.setdefault(k, set()).add((npix, row))
+    asked = [0, 3, 999_999, *rng.choice(keys, 200).tolist(), -5, 10**12]
+    got = {(loc.npix, int(r)) for loc in index.locate(asked) for r in loc.rows}
+    assert got == set().union(*(where.get(k, set()) for k in asked))
+    assert len(where[999_999]) == FENCE_STRIDE + 7

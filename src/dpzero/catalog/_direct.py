@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from dpzero.catalog._pruning import contained, coverage_ranges, rows_in_ranges
 from dpzero.catalog._rows import RowCopy
-from dpzero.catalog._selection import ROW_COLUMN, ConeTest, Selection
+from dpzero.catalog._selection import ROW_COLUMN, ConeTest, InTest, Selection
 
 if TYPE_CHECKING:
     from dpzero.catalog._local import LocalCatalogStore, _Partition, _Read, _Table
@@ -200,6 +200,9 @@ def _partition_rows(
     if read.rows is not None and copy is not None:
         # The index gave the rows: everything comes from the row copy, no column chunk.
         picked = copy.pick(read.rows)
+        if _only_ids(selection, table.entry.key_column) and ranges is None:
+            # Nothing else to decide: the rows are the result, converted with the others.
+            return _Picked(copy, picked if left is None else picked[:left], {})
         first = pa.table(copy.columns([picked], narrow))
         in_region = None
         if ranges is not None:
@@ -294,6 +297,18 @@ def _inside_rows(
                 sizes = part.rg_rows[groups]
             found[i] = np.repeat(inside, sizes)
     return found
+
+
+def _only_ids(selection: Selection, key: str | None) -> bool:
+    """Whether the selection's WHERE is its id list alone (every row the index gives is
+    kept)."""
+    ids = selection.scan.ids
+    if ids is None or selection.residual or key is None:
+        return False
+    return all(
+        isinstance(test, InTest) and test.column == key and set(ids) <= set(test.values)
+        for test in selection.tests
+    )
 
 
 def _keep(

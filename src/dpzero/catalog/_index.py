@@ -23,11 +23,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dpzero.catalog._rows import load_mapped
 from dpzero.errors import InvalidInputError
 
 __all__ = ["BUCKET_ROWS", "DuplicateKey", "Location", "ObjectIndex", "build_index"]
 
 BUCKET_ROWS = 8_000_000
+# Every FENCE_STRIDE-th key is kept in memory: a lookup then reads one 4 kB page of keys
+# (512 of 8 bytes) instead of binary-searching ~13 pages of a file not yet in memory.
+FENCE_STRIDE = 512
 _META = "index.json"
 # Version 1 was Parquet buckets pointing at row groups: such a store must be re-ingested.
 _FORMAT = 2
@@ -54,6 +58,10 @@ def _keys_file(folder: Path, bucket: int) -> Path:
 
 def _rows_file(folder: Path, bucket: int) -> Path:
     return folder / f"bucket-{bucket:05d}-rows.npy"
+
+
+def _fences_file(folder: Path, bucket: int) -> Path:
+    return folder / f"bucket-{bucket:05d}-fences.npy"
 
 
 def build_index(
@@ -138,6 +146,7 @@ def build_index(
             axis=1,
         )
         np.save(_keys_file(out, b), key, allow_pickle=False)
+        np.save(_fences_file(out, b), key[::FENCE_STRIDE].copy(), allow_pickle=False)
         np.save(_rows_file(out, b), where.astype(np.int32), allow_pickle=False)
         total += key.size
     shutil.rmtree(shards)
@@ -184,12 +193,9 @@ class ObjectIndex:
             )
         self.key_column: str = meta["key"]
         self._pixels = [tuple(p) for p in meta["partitions"]]
-        self._keys = [
-            np.load(_keys_file(path, b), mmap_mode="r") for b in range(int(meta["buckets"]))
-        ]
-        self._where = [
-            np.load(_rows_file(path, b), mmap_mode="r") for b in range(int(meta["buckets"]))
-        ]
+        self._keys = [load_mapped(_keys_file(path, b)) for b in range(int(meta["buckets"]))]
+        self._fences = [np.load(_fences_file(path, b)) for b in range(int(meta["buckets"]))]
+        self._where = [load_mapped(_rows_file(path, b)) for b in range(int(meta["buckets"]))]
 
     def locate(self, ids: Iterable[int]) -> list[Location]:
         """Partitions and rows holding any of ``ids`` (unknown ids are ignored)."""
@@ -200,9 +206,23 @@ class ObjectIndex:
             mine = wanted[which == b]
             if mine.size == 0 or keys.size == 0:
                 continue
-            left = np.searchsorted(keys, mine, side="left")
-            right = np.searchsorted(keys, mine, side="right")
-            at = np.concatenate([np.arange(a, z) for a, z in zip(left, right, strict=True)])
+            # The fences bound each key's window: [(i - 1) * stride, i * stride] holds
+            # every copy of it (a key equal to a fence may also sit before it).
+            fences = self._fences[b]
+            spans = []
+            for key, i, j in zip(
+                mine.tolist(),
+                np.searchsorted(fences, mine, side="left").tolist(),
+                np.searchsorted(fences, mine, side="right").tolist(),
+                strict=True,
+            ):
+                lo = max(i - 1, 0) * FENCE_STRIDE
+                hi = min(j * FENCE_STRIDE + 1, keys.size)
+                window = keys[lo:hi]
+                first = lo + int(np.searchsorted(window, key, side="left"))
+                last = lo + int(np.searchsorted(window, key, side="right"))
+                spans.append(np.arange(first, last))
+            at = np.concatenate(spans)
             if at.size:
                 hits.append(np.asarray(self._where[b][np.sort(at)]))
         if not hits:

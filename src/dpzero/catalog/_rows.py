@@ -19,6 +19,7 @@ this (memory-mapped ``take`` of 12 rows costs 9.8 ms: per-column overhead).
 from __future__ import annotations
 
 import functools
+import mmap
 from collections.abc import Container
 from pathlib import Path
 
@@ -27,11 +28,29 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-__all__ = ["ROWS_DIR", "RowCopy", "rows_file", "write_rows"]
+__all__ = ["ROWS_DIR", "RowCopy", "load_mapped", "rows_file", "write_rows"]
 
 ROWS_DIR = "dpzero-rows"
 _VALID = "__dpzero_valid"
 _MAX_HEADER = 1 << 22
+
+
+def load_mapped(path: Path) -> np.ndarray:
+    """A ``.npy`` file of the store memory-mapped for reads of scattered rows.
+
+    The kernel is told the access is random: a fault then reads its page, not the
+    128 kB around it (a dozen ids touch a dozen pages of gigabytes of row copies;
+    reading ahead would only push other files out of the page cache).
+    """
+    # A wide table's record type is a long header (DP0.2's Object: ~30 kB); the file is
+    # the store's own, not a foreign upload, so numpy's 10 kB guard is lifted.
+    array = np.load(path, mmap_mode="r", allow_pickle=False, max_header_size=_MAX_HEADER)
+    mapped = getattr(array, "_mmap", None)
+    if mapped is not None and hasattr(mmap, "MADV_RANDOM"):
+        mapped.madvise(mmap.MADV_RANDOM)
+    # A plain array over the same mapping (kept alive through its base): numpy.memmap
+    # indexes through Python code, ~10 µs a row lookup.
+    return array.view(np.ndarray)
 
 
 def rows_file(collection_dir: Path, order: int, pixel: int) -> Path:
@@ -111,9 +130,7 @@ class RowCopy:
     """
 
     def __init__(self, path: Path, schema: pa.Schema) -> None:
-        # A wide table's record type is a long header (DP0.2's Object: ~30 kB); the file
-        # is the store's own, not a foreign upload, so numpy's 10 kB guard is lifted.
-        self.records = np.load(path, mmap_mode="r", allow_pickle=False, max_header_size=_MAX_HEADER)
+        self.records = load_mapped(path)
         self.schema = schema
         self.row_bytes = self.records.dtype.itemsize
         # Per column: its bit in the validity bitmap, how it converts, its Arrow type.
@@ -180,7 +197,8 @@ class RowCopy:
         raw = records.view(np.uint8).reshape(len(records), records.dtype.itemsize)
         blocks: dict[str, np.ndarray] = {}
         has_nan: dict[str, bool] = {}
-        for dtype, members, at in self._layout(tuple(names)):
+        numeric = tuple(name for name in names if self._fields[name][1] == "buffer")
+        for dtype, members, at in _numeric_layout(records.dtype, numeric):
             block = np.ascontiguousarray(raw.take(at, axis=1).view(dtype).T)
             nan = np.isnan(block).any(axis=1) if dtype.kind == "f" else None
             for i, name in enumerate(members):
@@ -189,24 +207,27 @@ class RowCopy:
                     has_nan[name] = bool(nan[i])
         return blocks, has_nan
 
-    @functools.lru_cache(maxsize=32)  # noqa: B019 (a few column lists per open copy)
-    def _layout(self, names: tuple[str, ...]) -> list[tuple[np.dtype, list[str], np.ndarray]]:
-        """Per numeric type among ``names``: the columns and the byte positions of their
-        values in a record, in order."""
-        by_type: dict[np.dtype, list[str]] = {}
-        for name in names:
-            if self._fields[name][1] == "buffer":
-                by_type.setdefault(self.records.dtype[name], []).append(name)
-        fields = self.records.dtype.fields
-        assert fields is not None
-        return [
-            (
-                dtype,
-                members,
-                np.concatenate([fields[m][1] + np.arange(dtype.itemsize) for m in members]),
-            )
-            for dtype, members in by_type.items()
-        ]
+
+@functools.lru_cache(maxsize=64)
+def _numeric_layout(
+    dtype: np.dtype, names: tuple[str, ...]
+) -> list[tuple[np.dtype, list[str], np.ndarray]]:
+    """Per value type among the numeric columns ``names`` of records of ``dtype``: the
+    columns and the byte positions of their values in a record, in order (the same for
+    every partition of a table: computed once)."""
+    fields = dtype.fields
+    assert fields is not None
+    by_type: dict[np.dtype, list[str]] = {}
+    for name in names:
+        by_type.setdefault(fields[name][0], []).append(name)
+    return [
+        (
+            value_type,
+            members,
+            np.concatenate([fields[m][1] + np.arange(value_type.itemsize) for m in members]),
+        )
+        for value_type, members in by_type.items()
+    ]
 
 
 def _same_layout(arrow_type: pa.DataType, dtype: np.dtype) -> bool:
@@ -220,16 +241,13 @@ def _same_layout(arrow_type: pa.DataType, dtype: np.dtype) -> bool:
 
 
 def _concatenated(picked: list[np.ndarray]) -> np.ndarray:
-    """Records of several partitions as one array (numpy's concatenate re-derives a
-    structured type field by field: slower than the copy for a few rows)."""
+    """Records of several partitions as one array."""
     if len(picked) == 1:
         return picked[0]
     dtypes = {r.dtype for r in picked}
     # Partitions pad text to their own longest value: widen to the longest of all.
     common = functools.reduce(np.promote_types, dtypes) if len(dtypes) > 1 else picked[0].dtype
-    out = np.empty(sum(len(r) for r in picked), dtype=common)
-    at = 0
-    for r in picked:
-        out[at : at + len(r)] = r if r.dtype == common else r.astype(common)
-        at += len(r)
-    return out
+    # As bytes: a structured assignment or concatenate goes field by field.
+    same = [r if r.dtype == common else r.astype(common) for r in picked]
+    raw = np.concatenate([r.view(np.uint8).reshape(len(r), common.itemsize) for r in same])
+    return raw.view(common).reshape(len(raw))
