@@ -176,54 +176,6 @@ def test_cone_test_agrees_with_duckdb_on_every_row(ra0, dec0, radius):
 
 
 @pytest.mark.parametrize(
-    ("ra0", "dec0", "radius"), [(59.7, -38.4, 0.5), (0.1, -30.0, 0.3), (12.0, -89.5, 0.6)]
-)
-def test_boxes_said_inside_hold_only_rows_inside(ra0, dec0, radius):
-    """A row group whose RA/Dec statistics put it inside the cone skips the row test:
-    every point of such a box (corners, edges, inside) must pass DuckDB's test."""
-    import duckdb
-
-    from dpzero.adql import Circle, register_adql_functions
-    from dpzero.adql._translate import _number
-
-    rng = np.random.default_rng(5)
-    circle = Circle(ra0, dec0, radius)
-    low, high = circle.dec_range()
-    limit = math.sin(math.radians(radius) / 2) ** 2
-    test = ConeTest("ra", "dec", ra0, dec0, low, high, limit)
-    n = 4000
-    width = max(math.cos(math.radians(dec0)), 0.02)
-    ra_lo = ra0 + rng.uniform(-1.2, 1.2, n) * radius / width
-    dec_lo = dec0 + rng.uniform(-1.2, 1.2, n) * radius
-    ra_hi = ra_lo + rng.uniform(0, 0.8, n) * radius / width
-    dec_hi = np.minimum(dec_lo + rng.uniform(0, 0.8, n) * radius, 90.0)
-    inside = test.inside_boxes(ra_lo, ra_hi, dec_lo, dec_hi)
-    assert 20 < inside.sum() < n - 20
-    # Points of the boxes said inside: corners, edge midpoints, random ones.
-    fractions = [(0, 0), (0, 1), (1, 0), (1, 1), (0.5, 0), (0, 0.5), (1, 0.5), (0.5, 1)]
-    fractions += [tuple(rng.random(2)) for _ in range(8)]
-    ra = np.concatenate([ra_lo[inside] + f * (ra_hi - ra_lo)[inside] for f, _ in fractions])
-    dec = np.concatenate([dec_lo[inside] + g * (dec_hi - dec_lo)[inside] for _, g in fractions])
-    con = duckdb.connect()
-    register_adql_functions(con)
-    con.register("t", pa.table({"ra": np.mod(ra, 360.0), "dec": dec}))
-    passes = (
-        con.sql(
-            f"SELECT dec BETWEEN {_number(low)} AND {_number(high)} AND adql_hav(ra, dec, "
-            f"{_number(ra0)}, {_number(dec0)}) <= {_number(limit)} FROM t"
-        )
-        .to_arrow_table()
-        .column(0)
-        .to_numpy(zero_copy_only=False)
-    )
-    assert passes.all()
-    # NaN rows of such a group still fail; rows outside the boxes get the exact test.
-    values = {"ra": np.array([ra0, np.nan, ra0]), "dec": np.array([dec0, dec0, dec0 + 2 * radius])}
-    sure, maybe = test.decide(values, np.array([True, True, False]))
-    assert sure.tolist() == [True, False, False] and not maybe.any()
-
-
-@pytest.mark.parametrize(
     "query",
     [
         f"SELECT * FROM {OBJ} WHERE {cone(56, -36, 0.2)} ORDER BY ra",
@@ -263,3 +215,26 @@ def test_errors_are_those_of_the_duckdb_path(store, query, message):
         store.query(adql_plan(store, query))
     assert str(direct.value) == str(general.value)
     assert message in str(direct.value)
+
+
+@pytest.mark.parametrize("rows", [7, 30_000])
+def test_nan_becomes_null_in_few_and_many_rows(rows):
+    from dpzero.catalog._direct import _nan_as_null
+
+    values = np.arange(rows, dtype=np.float64)
+    values[::5] = np.nan
+    nulls = np.zeros(rows, dtype=bool)
+    nulls[1::7] = True
+    half = rows // 2
+    column = pa.chunked_array(
+        [pa.array(values[:half], mask=nulls[:half]), pa.array(values[half:], mask=nulls[half:])]
+    )
+    got = _nan_as_null(column)
+    assert got.type == pa.float64()
+    assert got.is_null().to_numpy(zero_copy_only=False).tolist() == (
+        np.isnan(values) | nulls
+    ).tolist()
+    kept = ~(np.isnan(values) | nulls)
+    assert np.array_equal(got.to_numpy()[kept], values[kept])
+    clean = pa.chunked_array([pa.array(np.arange(rows, dtype=np.float64))])
+    assert _nan_as_null(clean) is clean

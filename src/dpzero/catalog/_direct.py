@@ -23,7 +23,13 @@ import pyarrow.compute as pc
 
 from dpzero.catalog._pruning import contained, coverage_ranges, rows_in_ranges
 from dpzero.catalog._rows import RowCopy
-from dpzero.catalog._selection import ROW_COLUMN, ConeTest, InTest, Selection
+from dpzero.catalog._selection import (
+    ROW_COLUMN,
+    ConeTest,
+    ConvexPolygonTest,
+    InTest,
+    Selection,
+)
 
 if TYPE_CHECKING:
     from dpzero.catalog._local import LocalCatalogStore, _Partition, _Read, _Table
@@ -78,8 +84,12 @@ def read_selection(
     ranges = None
     if scan.region is not None:
         ranges = coverage_ranges(scan.region, dilate_deg=scan.dilate_arcsec / 3600.0)
-    # The WHERE columns, and _healpix_29 when a region's cells select rows.
-    first_columns = [HEALPIX_COLUMN] if ranges is not None else []
+    # The WHERE columns, and _healpix_29 when a region's cells select rows: only ahead
+    # of DuckDB. Where numpy decides the whole WHERE (the region included, exactly), the
+    # cells only prune partitions and row groups (most rows of a read group lie in the
+    # cells anyway; decoding the column cost a fifth of a wide cone).
+    row_ranges = ranges if selection.residual else None
+    first_columns = [HEALPIX_COLUMN] if row_ranges is not None else []
     narrow = list(dict.fromkeys([*first_columns, *selection.where_columns]))
     if scan.ids is not None and table.entry.key_column is not None:
         narrow = list(dict.fromkeys([*narrow, table.entry.key_column]))
@@ -94,7 +104,9 @@ def read_selection(
         reads = [read for read in table._plan_reads(scan, ranges, None, None) if read.groups]
 
         def rows_of(read: _Read) -> pa.Table | _Picked | None:
-            return _partition_rows(store, table, read, selection, narrow, wide, ranges, ids, most)
+            return _partition_rows(
+                store, table, read, selection, narrow, wide, row_ranges, ids, most
+            )
 
         left = most
         # Rows the index gave are a few records each: not worth a thread.
@@ -155,7 +167,11 @@ def _assemble(
     """The result's rows of ``pieces``, in order, columns renamed and NaN as NULL where
     the selection says; each run of row-copy records is converted at once, each run of
     Parquet rows gets one NaN pass."""
-    nan_as_null = {stored for _, stored, nan in selection.outputs if nan}
+    # The columns of a region test are numbers in every row it keeps (NaN fails it).
+    finite = {
+        c for t in selection.tests if isinstance(t, ConeTest | ConvexPolygonTest) for c in t.columns
+    }
+    nan_as_null = {stored for _, stored, nan in selection.outputs if nan and stored not in finite}
     tables = []
     for picked, run in itertools.groupby(pieces, key=lambda piece: isinstance(piece, _Picked)):
         if not picked:
@@ -190,7 +206,8 @@ def _partition_rows(
     ids: pa.Array | None,
     left: int | None,
 ) -> pa.Table | _Picked | None:
-    """The selected rows of one partition (stored column names)."""
+    """The selected rows of one partition (stored column names); ``ranges``, if given,
+    are the region's cells, and rows outside them are left out."""
     from dpzero.catalog._local import _HANDLES
 
     part, groups = read.part, read.groups
@@ -216,8 +233,7 @@ def _partition_rows(
     in_region = None
     if ranges is not None:
         in_region = _region_rows(part, groups, ranges, first.column(HEALPIX_COLUMN).to_numpy())
-    inside = _inside_rows(part, groups, selection)
-    keep = _keep(store, first, selection, in_region, ids, table.entry.key_column, left, inside)
+    keep = _keep(store, first, selection, in_region, ids, table.entry.key_column, left)
     if keep.size == 0:
         return None
     if not wide:
@@ -276,29 +292,6 @@ def _region_rows(
     return mask
 
 
-def _inside_rows(
-    part: _Partition, groups: list[int], selection: Selection
-) -> dict[int, np.ndarray]:
-    """For each cone test (by position in ``selection.tests``), the rows of ``groups``
-    lying in a row group whose RA/Dec statistics put it wholly inside the cone."""
-    found = {}
-    sizes = None
-    for i, test in enumerate(selection.tests):
-        if not isinstance(test, ConeTest):
-            continue
-        ra, dec = part.column_range(test.ra_column), part.column_range(test.dec_column)
-        if ra is None or dec is None:
-            continue
-        with np.errstate(invalid="ignore"):  # NaN: a group without statistics
-            inside = test.inside_boxes(ra[0][groups], ra[1][groups], dec[0][groups], dec[1][groups])
-        if inside.any():
-            if sizes is None:
-                assert part.rg_rows is not None
-                sizes = part.rg_rows[groups]
-            found[i] = np.repeat(inside, sizes)
-    return found
-
-
 def _only_ids(selection: Selection, key: str | None) -> bool:
     """Whether the selection's WHERE is its id list alone (every row the index gives is
     kept)."""
@@ -319,11 +312,9 @@ def _keep(
     ids: pa.Array | None,
     key: str | None,
     left: int | None,
-    inside: Mapping[int, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Positions of the rows of ``first`` (the WHERE columns) the selection keeps:
-    ``in_region`` masks the rows in the region's cells (None: all), ``ids`` the ids,
-    ``inside`` the rows a cone test knows inside (`_inside_rows`)."""
+    ``in_region`` masks the rows in the region's cells (None: all), ``ids`` the ids."""
     n = first.num_rows
     candidate = None if in_region is None else in_region
     if ids is not None and key is not None:
@@ -340,12 +331,8 @@ def _keep(
         values[name] = _numbers(column) if rows is None else _numbers(column)[rows]
     sure = np.full(count, not unknown)
     possible = np.ones(count, dtype=bool)
-    for i, test in enumerate(selection.tests):
-        if inside and i in inside:
-            assert isinstance(test, ConeTest)
-            yes, maybe = test.decide(values, inside[i] if rows is None else inside[i][rows])
-        else:
-            yes, maybe = test.decide(values)
+    for test in selection.tests:
+        yes, maybe = test.decide(values)
         sure &= yes & ~maybe
         possible &= yes | maybe | unknown
 
@@ -411,10 +398,16 @@ def _output(
 
 
 def _nan_as_null(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    """NaN made NULL (one numpy pass per column, whatever its chunks: a third of the
-    cost of pyarrow.compute calls on the few rows of a small cone, 137 columns at once)."""
+    """NaN made NULL. A few rows: one numpy pass, whatever the chunks (a third of the
+    cost of pyarrow.compute calls on a small cone's rows, 137 columns at once); many
+    rows: pyarrow.compute chunk by chunk (numpy would first join the chunks)."""
+    if len(column) > 10_000:
+        nan = pc.is_nan(column)
+        if not pc.any(nan).as_py():
+            return column
+        return pc.if_else(nan, pa.scalar(None, column.type), column)
     values = column.to_numpy()  # NULL reads as NaN: stays NULL
-    nan = np.isnan(values)
-    if not nan.any():
+    mask = np.isnan(values)
+    if not mask.any():
         return column
-    return pa.chunked_array([pa.array(values, type=column.type, mask=nan)])
+    return pa.chunked_array([pa.array(values, type=column.type, mask=mask)])

@@ -193,9 +193,10 @@ class ObjectIndex:
             )
         self.key_column: str = meta["key"]
         self._pixels = [tuple(p) for p in meta["partitions"]]
-        self._keys = [load_mapped(_keys_file(path, b)) for b in range(int(meta["buckets"]))]
-        self._fences = [np.load(_fences_file(path, b)) for b in range(int(meta["buckets"]))]
-        self._where = [load_mapped(_rows_file(path, b)) for b in range(int(meta["buckets"]))]
+        buckets = range(int(meta["buckets"]))
+        self._keys = [load_mapped(_keys_file(path, b), scattered=True) for b in buckets]
+        self._fences = [np.load(_fences_file(path, b)) for b in buckets]
+        self._where = [load_mapped(_rows_file(path, b), scattered=True) for b in buckets]
 
     def locate(self, ids: Iterable[int]) -> list[Location]:
         """Partitions and rows holding any of ``ids`` (unknown ids are ignored)."""

@@ -136,26 +136,6 @@ class _Partition:
     rg_hi: np.ndarray | None = None
     rg_rows: np.ndarray | None = None  # rows of each row group
     rg_start: np.ndarray | None = None  # first row of each row group
-    column_ranges: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
-
-    def column_range(self, name: str) -> tuple[np.ndarray, np.ndarray] | None:
-        """Per row group min and max of column ``name`` (NaN where a group has none), or
-        None if the file has no such column."""
-        if self.column_ranges is None:
-            self.column_ranges = {}
-        if name not in self.column_ranges:
-            meta = self.footer()[0]
-            if name not in meta.schema.names:
-                return None
-            col = meta.schema.names.index(name)
-            lo = np.full(meta.num_row_groups, np.nan)
-            hi = np.full(meta.num_row_groups, np.nan)
-            for rg in range(meta.num_row_groups):
-                stats = meta.row_group(rg).column(col).statistics
-                if stats is not None and stats.has_min_max and not stats.null_count:
-                    lo[rg], hi[rg] = stats.min, stats.max
-            self.column_ranges[name] = (lo, hi)
-        return self.column_ranges[name]
 
     def footer(self) -> tuple[pq.FileMetaData, np.ndarray, np.ndarray]:
         """The cached footer and per-row-group ``_healpix_29`` min/max."""

@@ -35,21 +35,21 @@ _VALID = "__dpzero_valid"
 _MAX_HEADER = 1 << 22
 
 
-def load_mapped(path: Path) -> np.ndarray:
-    """A ``.npy`` file of the store memory-mapped for reads of scattered rows.
+def load_mapped(path: Path, *, scattered: bool = False) -> np.ndarray:
+    """A ``.npy`` file of the store, memory-mapped, as a plain array.
 
-    The kernel is told the access is random: a fault then reads its page, not the
-    128 kB around it (a dozen ids touch a dozen pages of gigabytes of row copies;
-    reading ahead would only push other files out of the page cache).
+    With ``scattered`` the kernel is told reads are random: a fault then reads its page,
+    not the 128 kB around it (an index lookup touches one page of megabytes of keys).
+    Row copies keep the kernel's read-ahead: a cone's rows lie together.
     """
     # A wide table's record type is a long header (DP0.2's Object: ~30 kB); the file is
     # the store's own, not a foreign upload, so numpy's 10 kB guard is lifted.
     array = np.load(path, mmap_mode="r", allow_pickle=False, max_header_size=_MAX_HEADER)
     mapped = getattr(array, "_mmap", None)
-    if mapped is not None and hasattr(mmap, "MADV_RANDOM"):
+    if scattered and mapped is not None and hasattr(mmap, "MADV_RANDOM"):
         mapped.madvise(mmap.MADV_RANDOM)
     # A plain array over the same mapping (kept alive through its base): numpy.memmap
-    # indexes through Python code, ~10 µs a row lookup.
+    # indexes through Python code, ~10 µs a lookup.
     return array.view(np.ndarray)
 
 

@@ -72,35 +72,9 @@ class ConeTest:
         """Columns the test reads."""
         return (self.ra_column, self.dec_column)
 
-    def inside_boxes(
-        self, ra_lo: np.ndarray, ra_hi: np.ndarray, dec_lo: np.ndarray, dec_hi: np.ndarray
-    ) -> np.ndarray:
-        """Which RA/Dec boxes lie wholly inside the cone, by the bound `decide` uses for
-        rows: every point of such a box passes the SQL test, whatever its rounding (row
-        groups of a wide cone, from their min/max statistics)."""
-        in_dec = (dec_lo >= self.low) & (dec_hi <= self.high)
-        d_dec = np.radians(np.maximum(np.abs(self.dec0 - dec_lo), np.abs(self.dec0 - dec_hi))) / 2
-        d_ra = np.radians(np.maximum(np.abs(self.ra0 - ra_lo), np.abs(self.ra0 - ra_hi))) / 2
-        straddles = (dec_lo <= 0.0) & (dec_hi >= 0.0)
-        nearest = np.where(straddles, 0.0, np.minimum(np.abs(dec_lo), np.abs(dec_hi)))
-        cos0 = math.cos(math.radians(self.dec0))
-        bound = d_dec * d_dec + np.cos(np.radians(nearest)) * cos0 * (d_ra * d_ra)
-        return in_dec & (bound <= self.limit * (1.0 - 1e-9))
-
-    def decide(
-        self, values: Mapping[str, np.ndarray], inside: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(surely true, undecided) masks of the rows; ``inside`` marks rows known to lie
-        in a box wholly inside the cone (`inside_boxes`): only NaN fails those."""
+    def decide(self, values: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(surely true, undecided) masks of the rows."""
         ra, dec = values[self.ra_column], values[self.dec_column]
-        if inside is not None and inside.any():
-            rest = np.flatnonzero(~inside)
-            sure = inside & ~(np.isnan(ra) | np.isnan(dec))
-            undecided = np.zeros(sure.shape, dtype=bool)
-            if rest.size:
-                part = {self.ra_column: ra[rest], self.dec_column: dec[rest]}
-                sure[rest], undecided[rest] = self.decide(part)
-            return sure, undecided
         # Without trigonometry first: sin(x)^2 <= x^2 and cos(dec) <= cos(smallest |dec|
         # of the cone's band) bound the haversine from above, so rows whose bound lies
         # well under the limit are inside (most rows of a wide cone); only the others
@@ -126,6 +100,18 @@ class ConeTest:
             inner &= (dec >= self.low) & (dec <= self.high)
         rest = np.flatnonzero(~inner)
         rest = rest[(dec[rest] >= self.low) & (dec[rest] <= self.high)]
+        # And from below, for the rows left (x^2 (1 - x^2/3) <= sin(x)^2 for every x; the
+        # band's farthest |dec| bounds cos(dec) from below): most rows a wide cone reads
+        # outside it never reach the trigonometry.
+        far = math.cos(math.radians(max(abs(self.low), abs(self.high)))) * cos0
+        x_dec = dec[rest] - self.dec0
+        x_dec *= x_dec
+        x_dec *= scale
+        x_ra = ra[rest] - self.ra0
+        x_ra *= x_ra
+        x_ra *= scale
+        lower = x_dec * (1.0 - x_dec / 3.0) + far * (x_ra * (1.0 - x_ra / 3.0))
+        rest = rest[~(lower > self.limit * (1.0 + 1e-9))]  # NaN stays for the exact test
         # adql_hav(ra1, dec1, ra2, dec2) with the row first, as the translation calls it.
         a = np.sin(np.radians(self.dec0 - dec[rest]) / 2)
         b = np.sin(np.radians(self.ra0 - ra[rest]) / 2)
