@@ -427,7 +427,8 @@ def test_index_lookups_cross_fences_and_find_every_copy_of_a_key(tmp_path):
     for _, npix, path in files:
         for row, k in enumerate(pq.read_table(path).column("k").to_pylist()):
             where.setdefault(k, set()).add((npix, row))
-    asked = [0, 3, 999_999, *rng.choice(keys, 200).tolist(), -5, 10**12]
-    got = {(loc.npix, int(r)) for loc in index.locate(asked) for r in loc.rows}
-    assert got == set().union(*(where.get(k, set()) for k in asked))
+    # A few keys go through the fences one by one, many in one vectorised search.
+    for asked in ([0, 3, 999_999, -5, 10**12], [0, 3, 999_999, *rng.choice(keys, 200), -5]):
+        got = {(loc.npix, int(r)) for loc in index.locate(asked) for r in loc.rows}
+        assert got == set().union(*(where.get(int(k), set()) for k in asked))
     assert len(where[999_999]) == FENCE_STRIDE + 7

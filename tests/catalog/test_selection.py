@@ -231,9 +231,9 @@ def test_nan_becomes_null_in_few_and_many_rows(rows):
     )
     got = _nan_as_null(column)
     assert got.type == pa.float64()
-    assert got.is_null().to_numpy(zero_copy_only=False).tolist() == (
-        np.isnan(values) | nulls
-    ).tolist()
+    assert (
+        got.is_null().to_numpy(zero_copy_only=False).tolist() == (np.isnan(values) | nulls).tolist()
+    )
     kept = ~(np.isnan(values) | nulls)
     assert np.array_equal(got.to_numpy()[kept], values[kept])
     clean = pa.chunked_array([pa.array(np.arange(rows, dtype=np.float64))])

@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 import itertools
 import os
-from collections.abc import Callable, Container, Iterator, Mapping
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -99,14 +99,23 @@ def read_selection(
         # decodes them for most rows anyway); the row copy pays for many columns.
         narrow, wide = narrow + wide, []
     ids = None if scan.ids is None else pa.array(sorted(set(scan.ids)), type=pa.int64())
+    nan_columns = _nan_columns(selection)
 
     def pieces() -> Iterator[pa.Table | _Picked]:
+        if ranges is None and _only_ids(selection, table.entry.key_column):
+            picked = _id_records(table, scan.ids or ())
+            if picked is not None:
+                yield from _limited(picked, most)
+                return
         reads = [read for read in table._plan_reads(scan, ranges, None, None) if read.groups]
 
         def rows_of(read: _Read) -> pa.Table | _Picked | None:
-            return _partition_rows(
+            rows = _partition_rows(
                 store, table, read, selection, narrow, wide, row_ranges, ids, most
             )
+            if isinstance(rows, pa.Table):  # the result's columns, here in the thread
+                return _output(rows, selection, schema, nan_columns)
+            return rows
 
         left = most
         # Rows the index gave are a few records each: not worth a thread.
@@ -161,21 +170,26 @@ class _Picked:
         return _Picked(self.copy, self.records[offset : offset + length], columns)
 
 
-def _assemble(
-    pieces: list[pa.Table | _Picked], selection: Selection, schema: pa.Schema
-) -> pa.Table:
-    """The result's rows of ``pieces``, in order, columns renamed and NaN as NULL where
-    the selection says; each run of row-copy records is converted at once, each run of
-    Parquet rows gets one NaN pass."""
-    # The columns of a region test are numbers in every row it keeps (NaN fails it).
+def _nan_columns(selection: Selection) -> set[str]:
+    """Stored columns whose NaN the result shows as NULL. The columns of a region test
+    are left out: every row it keeps has a number there (NaN fails it)."""
     finite = {
         c for t in selection.tests if isinstance(t, ConeTest | ConvexPolygonTest) for c in t.columns
     }
-    nan_as_null = {stored for _, stored, nan in selection.outputs if nan and stored not in finite}
+    return {stored for _, stored, nan in selection.outputs if nan and stored not in finite}
+
+
+def _assemble(
+    pieces: list[pa.Table | _Picked], selection: Selection, schema: pa.Schema
+) -> pa.Table:
+    """The result's rows of ``pieces``, in order: Parquet pieces come as results already
+    (`_output`, in the reading threads); each run of row-copy records is converted at
+    once, columns renamed and NaN as NULL where the selection says."""
+    nan_as_null = _nan_columns(selection)
     tables = []
     for picked, run in itertools.groupby(pieces, key=lambda piece: isinstance(piece, _Picked)):
         if not picked:
-            tables.append(_output(pa.concat_tables(run), selection, schema, nan_as_null))
+            tables.append(pa.concat_tables(run))
             continue
         rows: list[_Picked] = list(run)  # type: ignore[arg-type]
         columns: dict[str, pa.Array | pa.ChunkedArray] = {
@@ -290,6 +304,34 @@ def _region_rows(
     for i in np.flatnonzero(~inside):
         mask[starts[i] : ends[i]] = rows_in_ranges(ranges, hp29[starts[i] : ends[i]])
     return mask
+
+
+def _id_records(table: _Table, ids: Iterable[int]) -> list[_Picked] | None:
+    """The row-copy records of ``ids``, partition by partition (None when a partition
+    has no row copy): an id list alone needs neither footers nor row groups."""
+    index = table.index()
+    if index is None:
+        return None
+    found = []
+    for location in index.locate(ids):
+        part = table.by_pixel.get((location.norder, location.npix))
+        copy = None if part is None else table.row_copy(part)
+        if copy is None:
+            return None
+        found.append(_Picked(copy, copy.pick(location.rows), {}))
+    return found
+
+
+def _limited(pieces: list[_Picked], most: int | None) -> Iterator[_Picked]:
+    """The pieces' first ``most`` rows."""
+    left = most
+    for piece in pieces:
+        if left is not None:
+            if left <= 0:
+                return
+            piece = piece.slice(0, left)
+            left -= piece.num_rows
+        yield piece
 
 
 def _only_ids(selection: Selection, key: str | None) -> bool:

@@ -32,6 +32,8 @@ BUCKET_ROWS = 8_000_000
 # Every FENCE_STRIDE-th key is kept in memory: a lookup then reads one 4 kB page of keys
 # (512 of 8 bytes) instead of binary-searching ~13 pages of a file not yet in memory.
 FENCE_STRIDE = 512
+# Up to this many keys a bucket is searched key by key through its fences.
+_FEW_KEYS = 64
 _META = "index.json"
 # Version 1 was Parquet buckets pointing at row groups: such a store must be re-ingested.
 _FORMAT = 2
@@ -161,6 +163,15 @@ def build_index(
     return total
 
 
+def _spans(first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """Every position of the half-open spans ``[first[i], last[i])``, in order."""
+    counts = last - first
+    if counts.size == 0 or counts.max() <= 1:
+        return first[counts == 1]
+    starts = np.repeat(first - (np.cumsum(counts) - counts), counts)
+    return starts + np.arange(int(counts.sum()))
+
+
 @dataclass(frozen=True)
 class Location:
     """Where rows with given keys live: a partition and the rows within it (sorted)."""
@@ -198,6 +209,25 @@ class ObjectIndex:
         self._fences = [np.load(_fences_file(path, b)) for b in buckets]
         self._where = [load_mapped(_rows_file(path, b), scattered=True) for b in buckets]
 
+    def _few(self, bucket: int, wanted: np.ndarray) -> np.ndarray:
+        """Positions in bucket ``bucket`` holding ``wanted``, through the fences: the
+        window ``[(i - 1) * stride, j * stride]`` holds every copy of a key (a key equal
+        to a fence may also sit before it), one page of keys read per key."""
+        keys, fences = self._keys[bucket], self._fences[bucket]
+        spans = []
+        for key, i, j in zip(
+            wanted.tolist(),
+            np.searchsorted(fences, wanted, side="left").tolist(),
+            np.searchsorted(fences, wanted, side="right").tolist(),
+            strict=True,
+        ):
+            lo = max(i - 1, 0) * FENCE_STRIDE
+            window = keys[lo : min(j * FENCE_STRIDE + 1, keys.size)]
+            first = lo + int(np.searchsorted(window, key, side="left"))
+            last = lo + int(np.searchsorted(window, key, side="right"))
+            spans.append(np.arange(first, last))
+        return np.concatenate(spans)
+
     def locate(self, ids: Iterable[int]) -> list[Location]:
         """Partitions and rows holding any of ``ids`` (unknown ids are ignored)."""
         wanted = np.unique(np.fromiter((int(i) for i in ids), dtype=np.int64))
@@ -207,23 +237,14 @@ class ObjectIndex:
             mine = wanted[which == b]
             if mine.size == 0 or keys.size == 0:
                 continue
-            # The fences bound each key's window: [(i - 1) * stride, i * stride] holds
-            # every copy of it (a key equal to a fence may also sit before it).
-            fences = self._fences[b]
-            spans = []
-            for key, i, j in zip(
-                mine.tolist(),
-                np.searchsorted(fences, mine, side="left").tolist(),
-                np.searchsorted(fences, mine, side="right").tolist(),
-                strict=True,
-            ):
-                lo = max(i - 1, 0) * FENCE_STRIDE
-                hi = min(j * FENCE_STRIDE + 1, keys.size)
-                window = keys[lo:hi]
-                first = lo + int(np.searchsorted(window, key, side="left"))
-                last = lo + int(np.searchsorted(window, key, side="right"))
-                spans.append(np.arange(first, last))
-            at = np.concatenate(spans)
+            if mine.size > _FEW_KEYS:
+                # Many keys (a join's ids): one vectorised search touches most pages anyway.
+                at = _spans(
+                    np.searchsorted(keys, mine, side="left"),
+                    np.searchsorted(keys, mine, side="right"),
+                )
+            else:
+                at = self._few(b, mine)
             if at.size:
                 hits.append(np.asarray(self._where[b][np.sort(at)]))
         if not hits:
