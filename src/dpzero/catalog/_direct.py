@@ -108,18 +108,20 @@ def read_selection(
                 yield from _limited(picked, most)
                 return
         reads = [read for read in table._plan_reads(scan, ranges, None, None) if read.groups]
+        # Rows the index gave are a few records each: not worth a thread. Partitions
+        # read side by side decode their columns in one thread each (pyarrow's own
+        # threads on top cost ~10 % of a wide cone).
+        parallel = scan.ids is None and len(reads) > 1 and READ_THREADS > 1
 
         def rows_of(read: _Read) -> pa.Table | _Picked | None:
             rows = _partition_rows(
-                store, table, read, selection, narrow, wide, row_ranges, ids, most
+                store, table, read, selection, narrow, wide, row_ranges, ids, most, not parallel
             )
             if isinstance(rows, pa.Table):  # the result's columns, here in the thread
                 return _output(rows, selection, schema, nan_columns)
             return rows
 
         left = most
-        # Rows the index gave are a few records each: not worth a thread.
-        parallel = scan.ids is None
         for rows in _prefetched(rows_of, reads) if parallel else map(rows_of, reads):
             if left is not None and left <= 0:
                 return
@@ -219,9 +221,11 @@ def _partition_rows(
     ranges: np.ndarray | None,
     ids: pa.Array | None,
     left: int | None,
+    threads: bool = True,
 ) -> pa.Table | _Picked | None:
     """The selected rows of one partition (stored column names); ``ranges``, if given,
-    are the region's cells, and rows outside them are left out."""
+    are the region's cells, and rows outside them are left out; ``threads``: pyarrow
+    may decode columns in several threads."""
     from dpzero.catalog._local import _HANDLES
 
     part, groups = read.part, read.groups
@@ -243,7 +247,7 @@ def _partition_rows(
             return None
         columns = {name: first.column(name).chunk(0).take(keep) for name in narrow_returned}
         return _Picked(copy, picked[keep], columns)
-    first = _HANDLES.read(part, groups, narrow, use_threads=len(groups) > 2)
+    first = _HANDLES.read(part, groups, narrow, use_threads=threads and len(groups) > 2)
     in_region = None
     if ranges is not None:
         in_region = _region_rows(part, groups, ranges, first.column(HEALPIX_COLUMN).to_numpy())
@@ -268,7 +272,9 @@ def _partition_rows(
     hit_starts = np.zeros(len(groups), dtype=np.int64)
     hit_starts[hit] = np.concatenate([[0], np.cumsum(hit_sizes)[:-1]])
     # One or two row groups (a small cone, an id) decode faster in one thread.
-    second = _HANDLES.read(part, [groups[i] for i in hit], wide, use_threads=hit.size > 2)
+    second = _HANDLES.read(
+        part, [groups[i] for i in hit], wide, use_threads=threads and hit.size > 2
+    )
     taken = _rows_at(second, keep - starts[which] + hit_starts[which])
     for name in wide:
         columns[name] = taken.column(name)
