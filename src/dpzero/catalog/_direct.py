@@ -10,8 +10,10 @@ not decide, or a row lies on a limit within rounding (see `dpzero.catalog._selec
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import itertools
 import os
+import threading
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -49,15 +51,29 @@ FEW_COLUMNS = 8
 READ_THREADS = min(2, os.cpu_count() or 1)
 
 
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The reading threads, shared by every query of the process (started once: a pool
+    per query cost its start-up each time, and its threads' CPU time left with them)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="dpzero-read")
+        return _POOL
+
+
 def _prefetched[T, R](work: Callable[[T], R], items: list[T]) -> Iterator[R]:
     """``work`` of each item, in order, up to `READ_THREADS` items ahead of the consumer
     (so memory stays bounded by a few partitions' rows)."""
     if len(items) < 2 or READ_THREADS < 2:
         yield from map(work, items)
         return
-    pool = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="dpzero-read")
+    pool = _pool()
+    waiting = collections.deque(pool.submit(work, item) for item in items[:READ_THREADS])
     try:
-        waiting = collections.deque(pool.submit(work, item) for item in items[:READ_THREADS])
         following = iter(items[READ_THREADS:])
         while waiting:
             done = waiting.popleft().result()
@@ -66,7 +82,10 @@ def _prefetched[T, R](work: Callable[[T], R], items: list[T]) -> Iterator[R]:
                 waiting.append(pool.submit(work, item))
             yield done
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        # A reader closed early: drop what has not started, let the rest finish.
+        for future in waiting:
+            future.cancel()
+        concurrent.futures.wait(waiting)
 
 
 def read_selection(
