@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from dpzero.app import create_app
@@ -25,7 +26,9 @@ def test_the_store_is_opened_in_the_background_at_start(tiny_store: Path, tmp_pa
                 await asyncio.sleep(0.05)
             return tables
 
-    tables = asyncio.run(started())
+    # A thread of its own: an earlier test's event loop may still run in this one.
+    with ThreadPoolExecutor(1) as pool:
+        tables = pool.submit(asyncio.run, started()).result()
     assert tables
     # Every footer parsed, every row copy mapped, every objectId index opened.
     assert all(part.meta is not None for table in tables for part in table.partitions)
