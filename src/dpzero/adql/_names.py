@@ -69,6 +69,19 @@ class TableCatalog:
     """
 
     tables: Mapping[str, tuple[ColumnInfo, ...]]
+    # Each table's columns by lower-case name, built on first use and kept with the
+    # catalog (a store's catalog lives across queries; its wide tables are looked up in
+    # every one of them).
+    _by_lower: dict[str, dict[str, list[ColumnInfo]]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def columns_by_lower(self, name: str) -> dict[str, list[ColumnInfo]]:
+        """The columns of table ``name`` by lower-case name."""
+        found = self._by_lower.get(name)
+        if found is None:
+            found = self._by_lower[name] = _by_lower(self.tables[name])
+        return found
 
     @classmethod
     def from_columns(cls, tables: Mapping[str, Iterable[str | ColumnInfo]]) -> TableCatalog:
@@ -103,7 +116,8 @@ class TableCatalog:
 
     def merged(self, other: TableCatalog) -> TableCatalog:
         """This catalog with the tables of ``other`` added (e.g. uploads)."""
-        return TableCatalog({**self.tables, **other.tables})
+        kept = {name: v for name, v in self._by_lower.items() if name not in other.tables}
+        return TableCatalog({**self.tables, **other.tables}, {**kept, **other._by_lower})
 
 
 @dataclass(frozen=True)
@@ -163,22 +177,12 @@ class _Source:
         return None
 
 
-def _by_lower(columns: tuple[ColumnInfo, ...]) -> dict[str, list[ColumnInfo]]:
-    """Columns by lower-case name (a catalog table's is built once: its tuple is kept)."""
-    cached = _BY_LOWER.get(id(columns))
-    if cached is not None and cached[0] is columns:
-        return cached[1]
+def _by_lower(columns: Iterable[ColumnInfo]) -> dict[str, list[ColumnInfo]]:
+    """Columns by lower-case name."""
     found: dict[str, list[ColumnInfo]] = {}
     for info in columns:
         found.setdefault(info.name.lower(), []).append(info)
-    if len(columns) > 32:  # wide tables only: a small one builds in microseconds
-        if len(_BY_LOWER) > 256:
-            _BY_LOWER.clear()
-        _BY_LOWER[id(columns)] = (columns, found)
     return found
-
-
-_BY_LOWER: dict[int, tuple[tuple[ColumnInfo, ...], dict[str, list[ColumnInfo]]]] = {}
 
 
 @dataclass
@@ -399,7 +403,11 @@ class _Resolver:
                 (f, q) for f, q in forms if f
             ]
             alias = self.fresh_alias(canon[-1])
-        scope.sources.append(_Source(alias, forms, self.catalog.tables[name], name))
+        scope.sources.append(
+            _Source(
+                alias, forms, self.catalog.tables[name], name, self.catalog.columns_by_lower(name)
+            )
+        )
         item.set("alias", exp.TableAlias(this=exp.to_identifier(alias, quoted=True)))
 
     # ---------------------------------------------------------------- columns
