@@ -160,10 +160,10 @@ def read_selection(
             waiting.append(piece)
             rows += piece.num_rows
             if rows >= BATCH_ROWS:
-                yield from _assemble(waiting, selection, schema).to_batches()
+                yield from _assemble(waiting, selection, schema, nan_columns).to_batches()
                 waiting, rows = [], 0
         if waiting:
-            yield from _assemble(waiting, selection, schema).to_batches()
+            yield from _assemble(waiting, selection, schema, nan_columns).to_batches()
 
     found = pieces()
     first = next(found, None)
@@ -201,12 +201,14 @@ def _nan_columns(selection: Selection) -> set[str]:
 
 
 def _assemble(
-    pieces: list[pa.Table | _Picked], selection: Selection, schema: pa.Schema
+    pieces: list[pa.Table | _Picked],
+    selection: Selection,
+    schema: pa.Schema,
+    nan_as_null: set[str],
 ) -> pa.Table:
     """The result's rows of ``pieces``, in order: Parquet pieces come as results already
     (`_output`, in the reading threads); each run of row-copy records is converted at
-    once, columns renamed and NaN as NULL where the selection says."""
-    nan_as_null = _nan_columns(selection)
+    once, columns renamed and NaN as NULL in the columns ``nan_as_null`` names."""
     tables = []
     for picked, run in itertools.groupby(pieces, key=lambda piece: isinstance(piece, _Picked)):
         if not picked:
@@ -254,9 +256,6 @@ def _partition_rows(
     if read.rows is not None and copy is not None:
         # The index gave the rows: everything comes from the row copy, no column chunk.
         picked = copy.pick(read.rows)
-        if _only_ids(selection, table.entry.key_column) and ranges is None:
-            # Nothing else to decide: the rows are the result, converted with the others.
-            return _Picked(copy, picked if left is None else picked[:left], {})
         first = pa.table(copy.columns([picked], narrow))
         in_region = None
         if ranges is not None:
@@ -383,7 +382,7 @@ def _keep(
     """Positions of the rows of ``first`` (the WHERE columns) the selection keeps:
     ``in_region`` masks the rows in the region's cells (None: all), ``ids`` the ids."""
     n = first.num_rows
-    candidate = None if in_region is None else in_region
+    candidate = in_region
     if ids is not None and key is not None:
         hit = np.asarray(pc.is_in(first.column(key), value_set=ids))
         candidate = hit if candidate is None else candidate & hit
