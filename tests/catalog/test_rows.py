@@ -9,7 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import pytest
 
 from dpzero.catalog import ingest_catalogs, open_store
 from dpzero.catalog._rows import ROWS_DIR, RowCopy, write_rows
@@ -47,6 +49,47 @@ def test_round_trip_of_every_kind_of_column(tmp_path: Path) -> None:
     flux = copy.columns([copy.pick(np.arange(4))], ["flux", "small"], {"flux", "small"})
     assert flux["flux"].to_pylist() == [1.5, None, None, -2.0]
     assert flux["small"].to_pylist() == [1, -2, None, 4]
+
+
+@pytest.mark.parametrize("count", [0, 1, 7, 8, 9, 63, 64, 65, 1000])
+def test_batches_of_any_length_equal_pyarrow_arrays(tmp_path: Path, count: int) -> None:
+    rng = np.random.default_rng(count)
+    n = 1000
+
+    def holes(values: np.ndarray) -> pa.Array:
+        return pa.array(values, mask=rng.random(n) < 0.2)
+
+    words = np.array(["", "a", "1,2", "é\x00", "longer text"], dtype=object)
+    table = pa.table(
+        {
+            "i8": holes(rng.integers(-100, 100, n).astype(np.int8)),
+            "u64": holes(rng.integers(0, 2**63, n, dtype=np.uint64)),
+            "i32": holes(rng.integers(-(2**31), 2**31, n).astype(np.int32)),
+            "f16": holes(rng.random(n).astype(np.float16)),
+            "f32": holes(np.where(rng.random(n) < 0.1, np.nan, rng.random(n)).astype(np.float32)),
+            "f64": holes(np.where(rng.random(n) < 0.1, np.nan, rng.normal(size=n))),
+            "flag": holes(rng.random(n) < 0.5),
+            "text": pa.array(words[rng.integers(0, 5, n)], mask=rng.random(n) < 0.2),
+            "big": pa.array(words[rng.integers(0, 5, n)], type=pa.large_string()),
+        }
+    )
+    pq.write_table(table, tmp_path / "part.parquet")
+    write_rows(tmp_path / "part.parquet", tmp_path / "part.npy")
+    copy = RowCopy(tmp_path / "part.npy", table.schema)
+    rows = np.sort(rng.choice(n, count, replace=False))
+    names = ["f64", "text", "i8", "flag", "u64", "big", "f16", "i32", "f32"]  # not in file order
+    schema = pa.schema([table.schema.field(name).with_name(f"out_{name}") for name in names])
+    batch = copy.batch([copy.pick(rows)], names, schema, {"f64", "f32", "i8"})
+    batch.validate(full=True)
+    assert batch.schema == schema
+    want = table.take(pa.array(rows, type=pa.int64()))
+    for name in names:
+        column = want.column(name).combine_chunks()
+        if name in ("f64", "f32"):  # NaN as NULL
+            column = pc.if_else(pc.is_nan(column), pa.scalar(None, column.type), column)
+        got = batch.column(f"out_{name}")
+        assert got.equals(column), name
+        assert got.null_count == column.null_count, name
 
 
 def test_rows_of_partitions_with_different_text_widths_convert_together(tmp_path: Path) -> None:

@@ -97,7 +97,7 @@ def read_selection(
     reader is consumed. At most ``limit`` rows (and the query's TOP).
     """
     table = store._table(selection.scan.table)
-    schema = pa.schema([pa.field(out, table.types[stored]) for out, stored, _ in selection.outputs])
+    schema = table.result_schema(selection.outputs)
     most = selection.limit(limit)
     scan = selection.scan
     ranges = None
@@ -174,12 +174,11 @@ def read_selection(
 
 @dataclass
 class _Picked:
-    """Selected rows of one partition: returned WHERE columns as Arrow, the others still
-    records of the row copy (converted with the batch's other partitions)."""
+    """Selected rows of one partition as records of its row copy (converted with the
+    batch's other partitions)."""
 
     copy: RowCopy
     records: np.ndarray
-    columns: dict[str, pa.Array]
 
     @property
     def num_rows(self) -> int:
@@ -187,8 +186,7 @@ class _Picked:
 
     def slice(self, offset: int, length: int) -> _Picked:
         """Rows ``offset`` to ``offset + length`` (as `pyarrow.Table.slice`)."""
-        columns = {name: column.slice(offset, length) for name, column in self.columns.items()}
-        return _Picked(self.copy, self.records[offset : offset + length], columns)
+        return _Picked(self.copy, self.records[offset : offset + length])
 
 
 def _nan_columns(selection: Selection) -> set[str]:
@@ -215,15 +213,9 @@ def _assemble(
             tables.append(pa.concat_tables(run))
             continue
         rows: list[_Picked] = list(run)  # type: ignore[arg-type]
-        columns: dict[str, pa.Array | pa.ChunkedArray] = {
-            name: pa.chunked_array([p.columns[name] for p in rows]) for name in rows[0].columns
-        }
-        for name in nan_as_null.intersection(columns):
-            if columns[name].type in (pa.float32(), pa.float64()):
-                columns[name] = _nan_as_null(columns[name])
-        wide = [stored for _, stored, _ in selection.outputs if stored not in columns]
-        columns.update(rows[0].copy.columns([p.records for p in rows], wide, nan_as_null))
-        tables.append(_output(columns, selection, schema, nan_as_null=()))
+        stored = [stored for _, stored, _ in selection.outputs]
+        batch = rows[0].copy.batch([p.records for p in rows], stored, schema, nan_as_null)
+        tables.append(pa.Table.from_batches([batch]))
     return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
 
 
@@ -263,8 +255,7 @@ def _partition_rows(
         keep = _keep(store, first, selection, in_region, None, table.entry.key_column, left)
         if keep.size == 0:
             return None
-        columns = {name: first.column(name).chunk(0).take(keep) for name in narrow_returned}
-        return _Picked(copy, picked[keep], columns)
+        return _Picked(copy, picked[keep])
     first = _HANDLES.read(part, groups, narrow, use_threads=threads and len(groups) > 2)
     in_region = None
     if ranges is not None:
@@ -274,7 +265,6 @@ def _partition_rows(
         return None
     if not wide:
         return _rows_at(first.select(narrow_returned), keep)
-    columns = {name: first.column(name).take(keep) for name in narrow_returned}
     part.footer()
     assert part.rg_rows is not None and part.rg_start is not None
     sizes = part.rg_rows[np.asarray(groups)]
@@ -284,8 +274,9 @@ def _partition_rows(
     if copy is not None and keep.size * copy.row_bytes <= hit.size * len(wide) * CHUNK_COST_BYTES:
         # Whole rows from the row-major copy: no column chunk decoded.
         at = part.rg_start[np.asarray(groups)][which] + keep - starts[which]
-        return _Picked(copy, copy.pick(at), {k: v.combine_chunks() for k, v in columns.items()})
+        return _Picked(copy, copy.pick(at))
     # Read the other columns only from the row groups holding a kept row.
+    columns = {name: first.column(name).take(keep) for name in narrow_returned}
     hit_sizes = sizes[hit]
     hit_starts = np.zeros(len(groups), dtype=np.int64)
     hit_starts[hit] = np.concatenate([[0], np.cumsum(hit_sizes)[:-1]])
@@ -342,7 +333,7 @@ def _id_records(table: _Table, ids: Iterable[int]) -> list[_Picked] | None:
         copy = None if part is None else table.row_copy(part)
         if copy is None:
             return None
-        found.append(_Picked(copy, copy.pick(location.rows), {}))
+        found.append(_Picked(copy, copy.pick(location.rows)))
     return found
 
 

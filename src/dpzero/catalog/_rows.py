@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import mmap
 from collections.abc import Container
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,11 +29,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from dpzero.catalog._ipc import BatchHeader, buffer_count, padded
+
 __all__ = ["ROWS_DIR", "RowCopy", "load_mapped", "rows_file", "write_rows"]
 
 ROWS_DIR = "dpzero-rows"
 _VALID = "__dpzero_valid"
 _MAX_HEADER = 1 << 22
+_RECORD_TYPES: dict[np.dtype, np.dtype] = {}
 
 
 def load_mapped(path: Path, *, scattered: bool = False) -> np.ndarray:
@@ -119,7 +123,7 @@ def write_rows(partition: Path, out: Path) -> None:
 
 
 class RowCopy:
-    """A partition's row copy, memory-mapped: `pick` rows, `columns` turns them to Arrow.
+    """A partition's row copy, memory-mapped: `pick` rows, `batch` turns them to Arrow.
 
     Parameters
     ----------
@@ -127,127 +131,254 @@ class RowCopy:
         The ``.npy`` file `write_rows` wrote.
     schema
         The partition's Arrow schema (the types the columns come back in).
+
+    Raises
+    ------
+    ValueError
+        If a column's type has no conversion here (the store then reads Parquet).
     """
 
     def __init__(self, path: Path, schema: pa.Schema) -> None:
-        self.records = load_mapped(path)
+        records = load_mapped(path)
         self.schema = schema
-        self.row_bytes = self.records.dtype.itemsize
-        # Per column: its bit in the validity bitmap, how it converts, its Arrow type.
-        self._fields: dict[str, tuple[int, str, pa.DataType]] = {}
+        # One dtype object for equal record types: comparing two equal dtypes of 140
+        # fields goes field by field (~30 µs), the same object compares at once.
+        self.dtype: np.dtype = _RECORD_TYPES.setdefault(records.dtype, records.dtype)
+        self.row_bytes = self.dtype.itemsize
+        # Records as rows of bytes: numpy indexes and joins a structured array field by
+        # field (~20 µs for one record of 140 fields), rows of bytes at once (~2 µs).
+        self.raw = records.view(np.uint8).reshape(len(records), self.row_bytes)
+        # Per column: its bit in the validity bitmap and how its values convert.
+        self._fields: dict[str, tuple[int, str]] = {}
         for i, field in enumerate(schema):
-            kind = "plain"
-            if _is_text(field.type) or _is_bytes(field.type):
-                kind = "bytes"
-            elif pa.types.is_timestamp(field.type) or pa.types.is_date64(field.type):
-                kind = "int64"
-            elif _same_layout(field.type, self.records.dtype[field.name]):
-                kind = "buffer"
-            self._fields[field.name] = (i, kind, field.type)
+            self._fields[field.name] = (i, _conversion(field.type, self.dtype[field.name]))
+        self._layouts: dict[tuple, _BatchLayout] = {}
+        self._schemas: dict[tuple[str, ...], pa.Schema] = {}
 
-    def pick(self, rows: np.ndarray) -> np.ndarray:
+    def pick(self, rows: np.ndarray) -> Records:
         """The records at positions ``rows`` of the partition (a copy: reads only those)."""
-        return self.records[np.asarray(rows, dtype=np.int64)]
+        return Records(self.dtype, self.raw[np.asarray(rows, dtype=np.int64)])
+
+    def batch(
+        self,
+        picked: list[Records],
+        names: list[str],
+        schema: pa.Schema,
+        nan_as_null: Container[str] = (),
+    ) -> pa.RecordBatch:
+        """Columns ``names`` of records `pick` gave, from any partitions of the table, in
+        order, as a batch of ``schema`` (their names in the result, their types);
+        converted at once for all (a query's rows often come from a dozen partitions).
+        Floating-point columns named in ``nan_as_null`` come back with NaN as NULL."""
+        records = _concatenated(picked)
+        nan = frozenset(name for name in names if name in nan_as_null)
+        # By the schema's identity (hashing a wide schema costs ~150 µs; the layout
+        # holds the schema, so its id is not reused while the layout is kept).
+        key = (records.dtype, tuple(names), id(schema), nan)
+        layout = self._layouts.get(key)
+        if layout is None or layout.header.schema is not schema:
+            if len(self._layouts) >= 64:
+                self._layouts.clear()
+            layout = _BatchLayout.of(records.dtype, self._fields, names, schema, nan)
+            self._layouts[key] = layout
+        return layout.batch(records.rows)
 
     def columns(
-        self, picked: list[np.ndarray], names: list[str], nan_as_null: Container[str] = ()
+        self, picked: list[Records], names: list[str], nan_as_null: Container[str] = ()
     ) -> dict[str, pa.Array]:
-        """Columns ``names`` of records `pick` gave, from any partitions of the table, in
-        order; converted once for all (each column conversion has a fixed cost, and a
-        query's rows often come from a dozen partitions). Floating-point columns named
-        in ``nan_as_null`` come back with NaN as NULL."""
-        records = _concatenated(picked)
-        valid = np.unpackbits(records[_VALID], axis=1).view(bool)
-        all_valid = valid.all(axis=0)
-        blocks, has_nan = self._numeric_blocks(records, names)
-        out: dict[str, pa.Array] = {}
-        for name in names:
-            index, kind, arrow_type = self._fields[name]
-            values = blocks[name] if name in blocks else records[name]
-            mask = None if all_valid[index] else ~valid[:, index]
-            if name in nan_as_null and has_nan.get(name, values.dtype.kind == "f"):
-                nan = np.isnan(values)
-                if nan.any():
-                    mask = nan if mask is None else mask | nan
-            if kind == "bytes":
-                lengths = records[_length_field(name)]
-                items = [
-                    bytes(v).ljust(n, b"\0")[:n]
-                    for v, n in zip(values.tolist(), lengths.tolist(), strict=True)
-                ]
-                out[name] = pa.array(items, type=pa.binary(), mask=mask).cast(arrow_type)
-            elif kind == "int64":
-                out[name] = pa.array(values, type=pa.int64(), mask=mask).cast(arrow_type)
-            elif kind == "buffer" and mask is None:
-                # The block's row is the column's Arrow buffer as it is.
-                out[name] = pa.Array.from_buffers(
-                    arrow_type, len(values), [None, pa.py_buffer(values)]
-                )
+        """`batch` as columns by stored name."""
+        if not names:
+            return {}
+        key = tuple(names)
+        schema = self._schemas.get(key)
+        if schema is None:
+            schema = self._schemas[key] = pa.schema([self.schema.field(name) for name in names])
+        return dict(zip(names, self.batch(picked, names, schema, nan_as_null).columns, strict=True))
+
+
+@dataclass(frozen=True)
+class Records:
+    """Records of a row copy as rows of bytes (``rows``: uint8, one row per record)."""
+
+    dtype: np.dtype
+    rows: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, at: slice | np.ndarray) -> Records:
+        return Records(self.dtype, self.rows[at])
+
+
+def _conversion(arrow_type: pa.DataType, dtype: np.dtype) -> str:
+    """How a column's record values become Arrow: ``values`` (the values buffer as it
+    is), ``bits`` (booleans packed), ``bytes`` (padded text with its lengths)."""
+    if _is_text(arrow_type) or _is_bytes(arrow_type):
+        return "bytes"
+    if pa.types.is_boolean(arrow_type) and dtype == np.bool_:
+        return "bits"
+    width = buffer_count(arrow_type) == 2 and arrow_type.bit_width // 8
+    if width and dtype.kind in "iuf" and dtype.isnative and dtype.itemsize == width:
+        return "values"  # numbers, and timestamps as their int64
+    raise ValueError(f"no row copy conversion for {arrow_type} stored as {dtype}")
+
+
+@dataclass(frozen=True)
+class _BatchLayout:
+    """Where one kind of batch's columns lie in the records and in the IPC body.
+
+    Regions of the body, in order: every column's validity bitmap, then one block per
+    value type (its columns' values side by side), the booleans' bits, and the offsets
+    and data of each text column. A buffer is (region, index within the region).
+    """
+
+    header: BatchHeader
+    valid_at: np.ndarray
+    valid_bits: np.ndarray
+    blocks: tuple[tuple[np.dtype, np.ndarray, np.ndarray, np.ndarray], ...]
+    bits: tuple[np.ndarray, np.ndarray]
+    texts: tuple[tuple[int, int, int, int, np.dtype], ...]
+    buffer_region: np.ndarray
+    buffer_index: np.ndarray
+
+    @classmethod
+    def of(
+        cls,
+        dtype: np.dtype,
+        fields: dict[str, tuple[int, str]],
+        names: list[str],
+        schema: pa.Schema,
+        nan: Container[str],
+    ) -> _BatchLayout:
+        """The layout of batches of columns ``names`` of records of ``dtype`` as
+        ``schema``, NaN as NULL in the columns ``nan`` names."""
+        header = BatchHeader.of(schema)
+        if header is None:
+            raise ValueError(f"no IPC header for {schema}")
+        offsets = dtype.fields
+        assert offsets is not None
+        by_type: dict[np.dtype, list[int]] = {}
+        bits: list[int] = []
+        texts: list[tuple[int, int, int, int, np.dtype]] = []
+        for i, name in enumerate(names):
+            kind = fields[name][1]
+            if kind == "values":
+                by_type.setdefault(offsets[name][0], []).append(i)
+            elif kind == "bits":
+                bits.append(i)
             else:
-                out[name] = pa.array(values, type=arrow_type, mask=mask)
-        return out
-
-    def _numeric_blocks(
-        self, records: np.ndarray, names: list[str]
-    ) -> tuple[dict[str, np.ndarray], dict[str, bool]]:
-        """Numeric columns of one type taken out of the records at once, each a
-        contiguous array, and whether each floating-point one holds a NaN (one gather
-        and one NaN pass per type instead of one per column: 137 columns cost ~0.3 ms
-        less)."""
-        raw = records.view(np.uint8).reshape(len(records), records.dtype.itemsize)
-        blocks: dict[str, np.ndarray] = {}
-        has_nan: dict[str, bool] = {}
-        numeric = tuple(name for name in names if self._fields[name][1] == "buffer")
-        for dtype, members, at in _numeric_layout(records.dtype, numeric):
-            block = np.ascontiguousarray(raw.take(at, axis=1).view(dtype).T)
-            nan = np.isnan(block).any(axis=1) if dtype.kind == "f" else None
-            for i, name in enumerate(members):
-                blocks[name] = block[i]
-                if nan is not None:
-                    has_nan[name] = bool(nan[i])
-        return blocks, has_nan
-
-
-@functools.lru_cache(maxsize=64)
-def _numeric_layout(
-    dtype: np.dtype, names: tuple[str, ...]
-) -> list[tuple[np.dtype, list[str], np.ndarray]]:
-    """Per value type among the numeric columns ``names`` of records of ``dtype``: the
-    columns and the byte positions of their values in a record, in order (the same for
-    every partition of a table: computed once)."""
-    fields = dtype.fields
-    assert fields is not None
-    by_type: dict[np.dtype, list[str]] = {}
-    for name in names:
-        by_type.setdefault(fields[name][0], []).append(name)
-    return [
-        (
-            value_type,
-            members,
-            np.concatenate([fields[m][1] + np.arange(value_type.itemsize) for m in members]),
+                arrow_type = schema[i].type
+                large = pa.types.is_large_string(arrow_type) or pa.types.is_large_binary(arrow_type)
+                offset_type = np.dtype(np.int64 if large else np.int32)
+                at, width = offsets[name][1], offsets[name][0].itemsize
+                texts.append((i, at, width, offsets[_length_field(name)][1], offset_type))
+        blocks = []
+        for value_type, members in by_type.items():
+            at = np.concatenate(
+                [offsets[names[m]][1] + np.arange(value_type.itemsize) for m in members]
+            )
+            nan_rows = np.asarray([names[m] in nan for m in members], dtype=bool)
+            blocks.append((value_type, np.asarray(members), at, nan_rows))
+        bit_at = np.asarray([offsets[names[m]][1] for m in bits], dtype=np.int64)
+        # Buffers in schema order; regions: 0 validity, 1.. blocks, then the bits, then
+        # offsets and data of each text column.
+        where: dict[int, list[tuple[int, int]]] = {}
+        for g, (_, members, _, _) in enumerate(blocks):
+            for j, m in enumerate(members):
+                where[int(m)] = [(1 + g, j)]
+        for j, m in enumerate(bits):
+            where[m] = [(1 + len(blocks), j)]
+        for t, (m, *_) in enumerate(texts):
+            first = 2 + len(blocks) + 2 * t
+            where[m] = [(first, 0), (first + 1, 0)]
+        places = [place for i in range(len(names)) for place in [(0, i), *where[i]]]
+        return cls(
+            header=header,
+            valid_at=offsets[_VALID][1] + np.arange(offsets[_VALID][0].itemsize),
+            valid_bits=np.asarray([fields[name][0] for name in names], dtype=np.int64),
+            blocks=tuple(blocks),
+            bits=(np.asarray(bits, dtype=np.int64), bit_at),
+            texts=tuple(texts),
+            buffer_region=np.asarray([r for r, _ in places], dtype=np.int64),
+            buffer_index=np.asarray([j for _, j in places], dtype=np.int64),
         )
-        for value_type, members in by_type.items()
-    ]
+
+    def batch(self, raw: np.ndarray) -> pa.RecordBatch:
+        """The batch of the records ``raw`` (rows of bytes)."""
+        n = len(raw)
+        columns = len(self.valid_bits)
+        valid = np.unpackbits(raw[:, self.valid_at], axis=1)[:, self.valid_bits].T.view(bool)
+        valid = np.ascontiguousarray(valid)
+        values = []
+        for value_type, members, at, nan_rows in self.blocks:
+            block = raw.take(at, axis=1).view(value_type).T  # (members, n)
+            if nan_rows.any():
+                valid[members[nan_rows]] &= ~np.isnan(block[nan_rows])
+            values.append(block)
+        bit_members, bit_at = self.bits
+        bit_values = raw.take(bit_at, axis=1).T.view(bool)
+        texts = []
+        for _, at, width, length_at, offset_type in self.texts:
+            lengths = raw[:, length_at : length_at + 4].copy().view(np.int32)[:, 0]
+            lengths = lengths.astype(offset_type)
+            data = raw[:, at : at + width][np.arange(width) < lengths[:, None]]
+            offsets = np.zeros(n + 1, dtype=offset_type)
+            np.cumsum(lengths, out=offsets[1:])
+            texts.append((offsets, data))
+        # Region sizes (each buffer padded to 8 bytes), then the body.
+        bitmap = (n + 7) // 8
+        strides = [padded(bitmap)]
+        lengths_of = [bitmap]
+        counts = [columns]
+        for block in values:
+            strides.append(padded(n * block.dtype.itemsize))
+            lengths_of.append(n * block.dtype.itemsize)
+            counts.append(len(block))
+        strides.append(padded(bitmap))
+        lengths_of.append(bitmap)
+        counts.append(len(bit_members))
+        for offsets, data in texts:
+            strides += [padded(offsets.nbytes), padded(data.nbytes)]
+            lengths_of += [offsets.nbytes, data.nbytes]
+            counts += [1, 1]
+        sizes = np.asarray(strides, dtype=np.int64) * np.asarray(counts, dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        whole, body = self.header.message(int(sizes.sum()))
+
+        def region(r: int) -> np.ndarray:
+            return body[starts[r] : starts[r] + sizes[r]].reshape(counts[r], strides[r])
+
+        region(0)[:, :bitmap] = np.packbits(valid, axis=1, bitorder="little")
+        for g, block in enumerate(values):
+            region(1 + g).view(block.dtype)[:, :n] = block
+        bits_at = 1 + len(values)
+        region(bits_at)[:, :bitmap] = np.packbits(bit_values, axis=1, bitorder="little")
+        for t, (offsets, data) in enumerate(texts):
+            region(bits_at + 1 + 2 * t)[0, : offsets.nbytes] = offsets.view(np.uint8)
+            region(bits_at + 2 + 2 * t)[0, : data.nbytes] = data
+        stride = np.asarray(strides, dtype=np.int64)
+        buffers = np.empty((len(self.buffer_region), 2), dtype=np.int64)
+        buffers[:, 0] = starts[self.buffer_region] + self.buffer_index * stride[self.buffer_region]
+        buffers[:, 1] = np.asarray(lengths_of, dtype=np.int64)[self.buffer_region]
+        nodes = np.empty((columns, 2), dtype=np.int64)
+        nodes[:, 0] = n
+        nodes[:, 1] = n - np.count_nonzero(valid, axis=1)
+        return self.header.batch(whole, n, nodes, buffers)
 
 
-def _same_layout(arrow_type: pa.DataType, dtype: np.dtype) -> bool:
-    """Whether a numpy array of ``dtype`` is, byte for byte, an Arrow ``arrow_type``
-    values buffer (fixed-width integers and floats in native order)."""
-    if not (pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type)):
-        return False
-    if dtype.kind not in "iuf" or not dtype.isnative:
-        return False
-    return np.dtype(arrow_type.to_pandas_dtype()) == dtype
-
-
-def _concatenated(picked: list[np.ndarray]) -> np.ndarray:
+def _concatenated(picked: list[Records]) -> Records:
     """Records of several partitions as one array."""
     if len(picked) == 1:
         return picked[0]
     dtypes = {r.dtype for r in picked}
+    if len(dtypes) == 1:
+        return Records(picked[0].dtype, np.concatenate([r.rows for r in picked]))
     # Partitions pad text to their own longest value: widen to the longest of all.
-    common = functools.reduce(np.promote_types, dtypes) if len(dtypes) > 1 else picked[0].dtype
-    # As bytes: a structured assignment or concatenate goes field by field.
-    same = [r if r.dtype == common else r.astype(common) for r in picked]
-    raw = np.concatenate([r.view(np.uint8).reshape(len(r), common.itemsize) for r in same])
-    return raw.view(common).reshape(len(raw))
+    common = functools.reduce(np.promote_types, dtypes)
+    rows = [
+        r.rows
+        if r.dtype == common
+        else r.rows.view(r.dtype).reshape(len(r)).astype(common).view(np.uint8)
+        for r in picked
+    ]
+    return Records(common, np.concatenate([r.reshape(-1, common.itemsize) for r in rows]))
