@@ -13,6 +13,7 @@ groups and 12 key-column chunks (≈ 15 ms on the medium survey; now ≈ 0.1 ms)
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from collections.abc import Iterable
@@ -214,19 +215,14 @@ class ObjectIndex:
         window ``[(i - 1) * stride, j * stride]`` holds every copy of a key (a key equal
         to a fence may also sit before it), one page of keys read per key."""
         keys, fences = self._keys[bucket], self._fences[bucket]
-        spans = []
-        for key, i, j in zip(
-            wanted.tolist(),
-            np.searchsorted(fences, wanted, side="left").tolist(),
-            np.searchsorted(fences, wanted, side="right").tolist(),
-            strict=True,
-        ):
-            lo = max(i - 1, 0) * FENCE_STRIDE
-            window = keys[lo : min(j * FENCE_STRIDE + 1, keys.size)]
-            first = lo + int(np.searchsorted(window, key, side="left"))
-            last = lo + int(np.searchsorted(window, key, side="right"))
-            spans.append(np.arange(first, last))
-        return np.concatenate(spans)
+        lows = np.maximum(np.searchsorted(fences, wanted, side="left") - 1, 0) * FENCE_STRIDE
+        highs = np.searchsorted(fences, wanted, side="right") * FENCE_STRIDE + 1
+        first, last = [], []
+        for key, lo, hi in zip(wanted.tolist(), lows.tolist(), highs.tolist(), strict=True):
+            window = keys[lo:hi]
+            first.append(lo + int(window.searchsorted(key, side="left")))
+            last.append(lo + int(window.searchsorted(key, side="right")))
+        return _spans(np.asarray(first, dtype=np.int64), np.asarray(last, dtype=np.int64))
 
     def locate(self, ids: Iterable[int]) -> list[Location]:
         """Partitions and rows holding any of ``ids`` (unknown ids are ignored)."""
@@ -251,9 +247,11 @@ class ObjectIndex:
             return []
         found = np.concatenate(hits)
         found = found[np.lexsort((found[:, 1], found[:, 0]))]
-        cuts = np.flatnonzero(np.diff(found[:, 0])) + 1
+        parts = found[:, 0].tolist()
+        rows = found[:, 1].astype(np.int64)
+        cuts = [0, *(np.flatnonzero(np.diff(found[:, 0])) + 1).tolist(), len(parts)]
         out = []
-        for chunk in np.split(found, cuts):
-            norder, npix = self._pixels[int(chunk[0, 0])]
-            out.append(Location(int(norder), int(npix), chunk[:, 1].astype(np.int64)))
+        for start, end in itertools.pairwise(cuts):
+            norder, npix = self._pixels[parts[start]]
+            out.append(Location(int(norder), int(npix), rows[start:end]))
         return sorted(out, key=lambda loc: (loc.norder, loc.npix))
