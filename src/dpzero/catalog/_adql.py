@@ -78,7 +78,8 @@ def _alias_scan(
     id_values = None
     c = ids.get(alias)
     if c is not None and key_column is not None and c.column.lower() == key_column.lower():
-        id_values = tuple(sorted(c.values))
+        # A key is a 64-bit integer: a value beyond that range matches no row.
+        id_values = tuple(sorted(v for v in c.values if -(2**63) <= v < 2**63))
     if region is None and id_values is None:
         return None
     return TableScan(table, region=region, ids=id_values)
@@ -263,9 +264,16 @@ def _catalog(store: CatalogStore, inline: Mapping[str, pa.Table]) -> TableCatalo
 
 
 def plan_or_selection(
-    store: CatalogStore, text: str, tables: Mapping[str, pa.Table] | None = None
+    store: CatalogStore,
+    text: str,
+    tables: Mapping[str, pa.Table] | None = None,
+    *,
+    by_shape: bool = True,
 ) -> Selection | QueryPlan | PartitionedPlan:
     """Like `adql_plan`, but a plain selection comes back as a `Selection` (no SQL made).
+
+    With ``by_shape``, an id lookup of a shape seen before is answered from that one's
+    selection without the ADQL front end (see `dpzero.catalog._shapes`).
 
     Raises
     ------
@@ -274,9 +282,18 @@ def plan_or_selection(
     """
     from dpzero.adql import parse_adql
     from dpzero.catalog._selection import plain_selection
+    from dpzero.catalog._shapes import remember_selection, remembered_selection
 
-    query = parse_adql(text)
     inline = dict(tables or {})
+
+    def full() -> Selection:
+        found = plan_or_selection(store, text, tables, by_shape=False)
+        assert not isinstance(found, QueryPlan | PartitionedPlan)
+        return found
+
+    if by_shape and (known := remembered_selection(store, text, inline, full)) is not None:
+        return known
+    query = parse_adql(text)
     catalog = _catalog(store, inline)
 
     def general() -> QueryPlan:
@@ -289,6 +306,7 @@ def plan_or_selection(
     except Exception:
         selection = None
     if selection is not None:
+        remember_selection(store, text, inline, selection)
         return selection
     return _general_plan(
         store, query, catalog, inline, split_whole=not store.runs_whole_tables_at_once

@@ -1,0 +1,165 @@
+"""Id lookups of a shape seen before skip the ADQL front end and give exactly the
+selection, rows and errors of the usual path."""
+
+from __future__ import annotations
+
+import shutil
+
+import pyarrow as pa
+import pytest
+
+import dpzero.adql
+from dpzero.adql import AdqlError
+from dpzero.catalog import ingest_catalogs, open_store
+from dpzero.catalog._adql import plan_or_selection
+from dpzero.catalog._selection import Selection
+from dpzero.catalog._shapes import _shapes, query_shape
+from dpzero.errors import InvalidInputError
+
+from .conftest import TINY_OPTIONS, write_inputs
+
+DB = "dp01_dc2_catalogs"
+OBJ = f"{DB}.object"
+
+
+@pytest.fixture
+def store(tiny_store):
+    # A store object of its own: every test starts with no shapes learnt.
+    return open_store(tiny_store)
+
+
+@pytest.fixture(scope="module")
+def ids(tiny_inputs) -> list[int]:
+    return tiny_inputs[1]["object"].column("objectId").to_pylist()
+
+
+def _not_called(text: str) -> None:
+    raise AssertionError("the ADQL front end ran")
+
+
+def listed(values: list[int]) -> str:
+    return ", ".join(str(v) for v in values)
+
+
+def test_shape_takes_out_numbers_only():
+    shape = query_shape(
+        "SELECT TOP 5 mag_g2, \"col 7\", 'a 3' -- note 4\n"
+        "FROM t1 WHERE x IN (12, -3) AND y < 1.5e3 AND z = 0x1F AND w > .5"
+    )
+    assert shape.numbers == ("5", "12", "3", "1.5e3", ".5")
+    assert shape.negated == (False, False, True, False, False)
+    assert shape.text == (
+        "SELECT TOP \0i mag_g2, \"col 7\", 'a 3' -- note 4\n"
+        "FROM t1 WHERE x IN (\0L) AND y < \0r AND z = 0x1F AND w > \0r"
+    )
+    # Same tokens, other values: one shape; other tokens: another.
+    assert (
+        query_shape("SELECT TOP 9 a FROM t WHERE b = 1").text
+        == query_shape("SELECT TOP 12345 a FROM t WHERE b = 77").text
+    )
+    assert (
+        query_shape("SELECT a FROM t WHERE b = 1").text
+        != query_shape("SELECT a FROM t WHERE b = 1.0").text
+    )
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "SELECT * FROM {obj} WHERE objectId IN ({ids})",
+        "SELECT TOP {top} objectId, ra AS r FROM {obj} AS o WHERE o.objectId IN ({ids})",
+        "select objectid, dec from {obj} where (objectId in ({ids}))",
+        "SELECT * FROM {obj} WHERE objectId = {one}",
+        "SELECT objectId FROM {obj} WHERE {one} = objectId",
+        "SELECT objectId FROM {obj} WHERE objectId IN ({ids}, -{one})",
+    ],
+)
+def test_a_known_shape_gives_the_usual_selection_and_rows(store, ids, template, monkeypatch):
+    def query(values: list[int], top: int) -> str:
+        return template.format(obj=OBJ, ids=listed(values), one=values[0], top=top)
+
+    first = query(ids[:12], 5)
+    learnt = plan_or_selection(store, first)
+    assert isinstance(learnt, Selection)
+    assert len(_shapes(store).recipes) == 1
+    # Other ids (one repeated, one absent from the table) and another TOP.
+    other = [*ids[100:111], ids[100], 42]
+    text = query(other, 3)
+    with monkeypatch.context() as patched:
+        # Answered without the ADQL front end.
+        patched.setattr(dpzero.adql, "parse_adql", _not_called)
+        known = plan_or_selection(store, text)
+    usual = plan_or_selection(store, text, by_shape=False)
+    assert known == usual
+    assert known.where_sql() == usual.where_sql()
+    assert known.general_plan() == usual.general_plan()
+    got = store.query_adql(text)
+    want = store.query(usual.general_plan())
+    key = got.column_names[0]
+    assert got.schema == want.schema
+    assert got.sort_by(key).equals(want.sort_by(key))
+    expected = {v for v in other if v in set(ids)}
+    if "TOP" in template:
+        assert got.num_rows == min(3, len(expected))
+    elif "{one}" in template and "{ids}" not in template:
+        assert got.column(key).to_pylist() == [other[0]]
+    else:
+        assert set(got.column(key).to_pylist()) == expected
+
+
+def test_only_id_lists_are_kept(store, ids):
+    for text in (
+        f"SELECT * FROM {OBJ} WHERE "
+        "CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', 56, -36, 0.1)) = 1",
+        f"SELECT objectId FROM {OBJ} WHERE objectId IN ({listed(ids[:3])}) AND ra > 56",
+        f"SELECT objectId FROM {OBJ} WHERE objectId IN ({listed(ids[:3])}) AND 1 = 1",
+        f"SELECT objectId FROM {OBJ} -- 5 ids\nWHERE objectId IN ({listed(ids[:3])})",
+    ):
+        plan_or_selection(store, text)
+    assert len(_shapes(store).recipes) == 0
+
+
+def test_values_the_recipe_cannot_take_go_the_usual_way(store, ids):
+    plan_or_selection(
+        store, f"SELECT TOP 3 objectId FROM {OBJ} WHERE objectId IN ({ids[0]}, {ids[1]})"
+    )
+    assert len(_shapes(store).recipes) == 1
+    # Beyond 64 bits: no row, as the usual path answers (DuckDB compares exactly).
+    huge = f"SELECT TOP 3 objectId FROM {OBJ} WHERE objectId IN ({2**64}, {ids[1]})"
+    assert store.query_adql(huge).column(0).to_pylist() == [ids[1]]
+    # A TOP beyond 64 bits: DuckDB's error, as on the usual path.
+    too_many = f"SELECT TOP {2**64} objectId FROM {OBJ} WHERE objectId IN ({ids[0]}, {ids[1]})"
+    with pytest.raises(InvalidInputError, match="out of range"):
+        store.query_adql(too_many)
+
+
+def test_a_known_shape_with_an_error_fails_as_usual(store, ids):
+    plan_or_selection(store, f"SELECT objectId FROM {OBJ} WHERE objectId IN ({ids[0]})")
+    with pytest.raises(AdqlError, match="objectIdd"):
+        store.query_adql(f"SELECT objectIdd FROM {OBJ} WHERE objectId IN ({ids[0]})")
+    with pytest.raises(AdqlError, match="line 1"):
+        store.query_adql(f"SELECT objectId FROM {OBJ} WHERE objectId IN ({ids[0]},)")
+
+
+def test_uploads_change_the_key(store, ids):
+    text = f"SELECT objectId FROM {OBJ} WHERE objectId IN ({ids[0]})"
+    upload = {"TAP_UPLOAD.mine": pa.table({"x": [1]})}
+    plan_or_selection(store, text)
+    plan_or_selection(store, text, upload)
+    assert len(_shapes(store).recipes) == 2
+
+
+def test_reingest_forgets_the_shapes(tmp_path, tiny_store, ids):
+    copy = tmp_path / "store"
+    shutil.copytree(tiny_store, copy, symlinks=True)
+    reader = open_store(copy)
+    text = f"SELECT objectId, ra FROM {OBJ} WHERE objectId IN ({listed(ids[:4])})"
+    assert reader.query_adql(text).num_rows == 4
+    before = _shapes(reader)
+    new = write_inputs(tmp_path / "in", n=300, seed=11, tables=("object",))["object"]
+    ingest_catalogs(tmp_path / "in", copy, options=TINY_OPTIONS)
+    new_ids = new.column("objectId").to_pylist()[:4]
+    got = reader.query_adql(text.replace(listed(ids[:4]), listed(new_ids)))
+    assert _shapes(reader) is not before
+    want = new.filter(pa.compute.is_in(new.column("objectId"), pa.array(new_ids)))
+    assert sorted(got.column("ra").to_pylist()) == sorted(want.column("ra").to_pylist())
