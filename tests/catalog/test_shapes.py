@@ -11,7 +11,7 @@ import pytest
 import dpzero.adql
 from dpzero.adql import AdqlError
 from dpzero.catalog import ingest_catalogs, open_store
-from dpzero.catalog._adql import plan_or_selection
+from dpzero.catalog._adql import adql_plan, plan_or_selection
 from dpzero.catalog._selection import Selection
 from dpzero.catalog._shapes import _shapes, query_shape
 from dpzero.errors import InvalidInputError
@@ -107,13 +107,77 @@ def test_a_known_shape_gives_the_usual_selection_and_rows(store, ids, template, 
         assert set(got.column(key).to_pylist()) == expected
 
 
-def test_only_id_lists_are_kept(store, ids):
+def known_and_usual(store, text: str, monkeypatch) -> Selection:
+    """The selection a known shape gives ``text`` (without the front end), checked
+    against the usual path's."""
+    with monkeypatch.context() as patched:
+        patched.setattr(dpzero.adql, "parse_adql", _not_called)
+        known = plan_or_selection(store, text)
+    usual = plan_or_selection(store, text, by_shape=False)
+    assert known == usual
+    assert known.general_plan() == usual.general_plan()
+    return known
+
+
+def cone(ra: float, dec: float, r: float) -> str:
+    return f"CIRCLE('ICRS', {ra}, {dec}, {r})"
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "SELECT * FROM {obj} WHERE CONTAINS(POINT('ICRS', ra, dec), {circle}) = 1",
+        "SELECT TOP {top} objectId, ra AS r FROM {obj} AS o "
+        "WHERE 1 = CONTAINS(POINT('ICRS', o.ra, o.dec), {circle})",
+        "select objectid from {obj} where (contains(point('icrs', ra, dec), {circle}) = 1)",
+    ],
+)
+def test_a_known_cone_shape_gives_the_usual_selection_and_rows(store, template, monkeypatch):
+    def query(circle: str, top: int = 5) -> str:
+        return template.format(obj=OBJ, circle=circle, top=top)
+
+    plan_or_selection(store, query(cone(56.1, -36.05, 0.25)))
+    assert len(_shapes(store).recipes) == 1
+    for circle, top in [
+        (cone(56.0, -35.9, 0.2), 3),
+        (cone(0.0, -30.0, 0.3), 1000),  # across RA 0/360
+        (cone(77.5, -90.0, 0.4), 0),  # on the pole
+        (cone(56.3, -35.4, 5 / 3600), 2),
+        (cone(56.0, -36.0, 0.0), 7),
+    ]:
+        text = query(circle, top)
+        known_and_usual(store, text, monkeypatch)
+        got, want = store.query_adql(text), store.query(adql_plan(store, text))
+        key = got.column_names[0]
+        assert got.schema == want.schema
+        if "TOP" not in template:
+            assert got.sort_by(key).equals(want.sort_by(key))
+        else:
+            assert got.num_rows == want.num_rows
+    # What the recipe cannot take goes the usual way, errors included.
+    assert (
+        store.query_adql(query(cone(56, -36, 200))).num_rows
+        == store.query(adql_plan(store, query(cone(56, -36, 200)))).num_rows
+    )
+    with pytest.raises(AdqlError, match="not a position on the sky"):
+        store.query_adql(query(cone(56, -95, 0.1)))
+    with pytest.raises(AdqlError, match="radius"):
+        store.query_adql(query(cone(56, -36, -0.1)))
+
+
+def test_only_id_lists_and_cones_alone_are_kept(store, ids):
     for text in (
-        f"SELECT * FROM {OBJ} WHERE "
-        "CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', 56, -36, 0.1)) = 1",
         f"SELECT objectId FROM {OBJ} WHERE objectId IN ({listed(ids[:3])}) AND ra > 56",
         f"SELECT objectId FROM {OBJ} WHERE objectId IN ({listed(ids[:3])}) AND 1 = 1",
         f"SELECT objectId FROM {OBJ} -- 5 ids\nWHERE objectId IN ({listed(ids[:3])})",
+        f"SELECT * FROM {OBJ} WHERE CONTAINS(POINT('ICRS', ra, dec), {cone(56, -36, 0.1)}) = 1"
+        " AND ra > 56",
+        f"SELECT * FROM {OBJ} WHERE CONTAINS(POINT('ICRS', ra, dec), "
+        "CIRCLE('ICRS', 56, -36, 36 / 360.0)) = 1",
+        # The circle's numbers could stand in two places: not kept.
+        f"SELECT * FROM {OBJ} WHERE CONTAINS(POINT('ICRS', ra, dec), {cone(1, 1, 1)}) = 1",
+        f"SELECT * FROM {OBJ} WHERE CONTAINS(POINT('ICRS', ra, dec), "
+        "POLYGON('ICRS', 56, -36, 56.2, -36, 56.1, -35.8)) = 1",
     ):
         plan_or_selection(store, text)
     assert len(_shapes(store).recipes) == 0

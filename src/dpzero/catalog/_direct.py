@@ -160,10 +160,10 @@ def read_selection(
             waiting.append(piece)
             rows += piece.num_rows
             if rows >= BATCH_ROWS:
-                yield from _assemble(waiting, selection, schema, nan_columns).to_batches()
+                yield from _assemble(waiting, selection, schema, nan_columns)
                 waiting, rows = [], 0
         if waiting:
-            yield from _assemble(waiting, selection, schema, nan_columns).to_batches()
+            yield from _assemble(waiting, selection, schema, nan_columns)
 
     found = pieces()
     first = next(found, None)
@@ -203,20 +203,19 @@ def _assemble(
     selection: Selection,
     schema: pa.Schema,
     nan_as_null: set[str],
-) -> pa.Table:
+) -> list[pa.RecordBatch]:
     """The result's rows of ``pieces``, in order: Parquet pieces come as results already
     (`_output`, in the reading threads); each run of row-copy records is converted at
     once, columns renamed and NaN as NULL in the columns ``nan_as_null`` names."""
-    tables = []
+    batches: list[pa.RecordBatch] = []
     for picked, run in itertools.groupby(pieces, key=lambda piece: isinstance(piece, _Picked)):
         if not picked:
-            tables.append(pa.concat_tables(run))
+            batches += pa.concat_tables(run).to_batches()
             continue
         rows: list[_Picked] = list(run)  # type: ignore[arg-type]
         stored = [stored for _, stored, _ in selection.outputs]
-        batch = rows[0].copy.batch([p.records for p in rows], stored, schema, nan_as_null)
-        tables.append(pa.Table.from_batches([batch]))
-    return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+        batches.append(rows[0].copy.batch([p.records for p in rows], stored, schema, nan_as_null))
+    return batches
 
 
 def _chain(first: pa.Table | _Picked, rest: Iterator[pa.Table | _Picked]) -> Iterator:

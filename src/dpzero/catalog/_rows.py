@@ -7,9 +7,11 @@ So next to each partition of a table with an objectId index, ingest writes the s
 rows, in the same order, as a numpy structured array (``.npy``: one fixed-width record
 per row, strings padded to the partition's longest with their length beside them, a
 validity bitmap per record).
-Memory-mapped, the rows a query keeps are one fancy index away (~1 ms for 12 rows of
-137 columns, Arrow conversion included). The Parquet files stay the store's content;
-these copies are only read for the columns a selection returns.
+Memory-mapped, the rows a query keeps are one fancy index away, and they become Arrow
+as one IPC message laid out with numpy (`dpzero.catalog._ipc`): ~0.3 ms for 12 rows of
+137 columns from 12 partitions, where building the arrays one by one cost ~1.5 ms. The
+Parquet files stay the store's content; these copies are only read for the columns a
+selection returns.
 
 Measured on a medium partition (66,844 rows × 138 columns): 63 MB against the
 Parquet's 50 MB (the floats do not compress); Arrow IPC was no faster than Parquet for

@@ -31,7 +31,7 @@ from dpzero.catalog._store import TableScan
 if TYPE_CHECKING:
     from sqlglot import exp
 
-    from dpzero.adql import AdqlQuery, TableCatalog
+    from dpzero.adql import AdqlQuery, Circle, TableCatalog
     from dpzero.catalog._store import CatalogStore, QueryPlan
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "InTest",
     "RowTest",
     "Selection",
+    "cone_test",
     "plain_selection",
 ]
 
@@ -271,17 +272,23 @@ def _region_test(
         return None
     if shape.kind == "circle":
         circle = shape.circle()
-        if circle is None or circle.radius >= 180:
-            return None
-        low, high = circle.dec_range()
-        # The translation's own constants (see `_Translator.point_in_circle`).
-        limit = math.sin(math.radians(circle.radius) / 2) ** 2
-        return ConeTest(ra_column, dec_column, circle.ra, circle.dec, low, high, limit)
+        return None if circle is None else cone_test(ra_column, dec_column, circle)
     if shape.kind == "polygon" and shape.polygon is not None and shape.polygon.is_convex:
         low, high = shape.polygon.dec_range()
         normals = tuple((float(n[0]), float(n[1]), float(n[2])) for n in shape.polygon.edge_normals)
         return ConvexPolygonTest(ra_column, dec_column, low, high, normals)
     return None
+
+
+def cone_test(ra_column: str, dec_column: str, circle: Circle) -> ConeTest | None:
+    """The numpy test of a point in a constant circle (None for a radius of 180° or
+    more: the translation then only asks for a position)."""
+    if circle.radius >= 180:
+        return None
+    low, high = circle.dec_range()
+    # The translation's own constants (see `_Translator.point_in_circle`).
+    limit = math.sin(math.radians(circle.radius) / 2) ** 2
+    return ConeTest(ra_column, dec_column, circle.ra, circle.dec, low, high, limit)
 
 
 def _in_test(term: exp.Expression, alias: str) -> InTest | None:

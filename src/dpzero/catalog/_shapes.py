@@ -1,23 +1,27 @@
-"""Selections kept by query shape: an id lookup seen before skips the ADQL front end.
+"""Selections kept by query shape: id lookups and cones seen before skip the ADQL front end.
 
 Checking a query against the ADQL grammar, parsing it with sqlglot, resolving its names
 and recognising a plain selection cost ~1 ms, more than an id lookup reads (q3c's
 PostgreSQL answers 12 ids in 0.4 ms). Clients send the same query again and again with
-other ids, as a prepared statement would. So the query's *shape*, its text with every
-number replaced by a marker, keys the selection it gave, and a query of a known shape
-gets that selection with its own numbers put in the places the first one's were.
+other ids or positions, as a prepared statement would. So the query's *shape*, its
+text with every number replaced by a marker, keys the selection it gave, and a query of
+a known shape gets that selection with its own numbers put in the places the first
+one's were.
 
-Only a shape whose numbers can be put back without the front end is kept: a selection
-whose WHERE clause is an id list alone (``objectId IN (...)`` or ``objectId = n``), its
-numbers the TOP (if any) and the ids. A shape fixes the token sequence of a query (see
-`query_shape`), so the grammar and name resolution would decide it exactly as the first
-time; what the values decide (an id beyond 64 bits, a TOP too large) sends the query
-down the usual path. The cache belongs to a store and is dropped when the store's
-tables change.
+Only shapes whose numbers can be put back without the front end are kept: selections
+whose WHERE clause is an id list alone (``objectId IN (...)`` or ``objectId = n``; the
+numbers are the TOP, if any, and the ids) or one cone alone (``CONTAINS(POINT(ra, dec),
+CIRCLE(ra0, dec0, r)) = 1``; the TOP, the circle's numbers and the 1). A shape fixes the
+token sequence of a query (see `query_shape`), so the grammar and name resolution
+decide it exactly as the first time; where the values decide (an id beyond 64 bits, a
+declination beyond the pole, a radius of 180° or more) the query goes the usual way.
+Before a recipe is kept it must give back the very selection it was learnt from. The
+cache belongs to a store and is dropped when the store's tables change.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import weakref
@@ -26,7 +30,8 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from dpzero.catalog._selection import InTest, Selection
+from dpzero.catalog._pruning import Cone
+from dpzero.catalog._selection import ConeTest, InTest, Selection, cone_test
 
 if TYPE_CHECKING:
     from dpzero.adql import TableCatalog
@@ -46,10 +51,10 @@ _TOKENS = re.compile(
 _INTEGER_MARK = "\0i"
 _REAL_MARK = "\0r"
 _MARK_BEFORE = re.compile(r"(-?)\s*\0[ir]")
-_LIST_MARK = "\0L"
-# Two or more integers, each maybe negative, separated by commas. (Only an id list's
-# shape is ever kept, where such a run is the list inside ``IN (...)``.)
-_INTEGER_LIST = re.compile(r"-?\s*\0i(?:\s*,\s*-?\s*\0i)+")
+# ``IN (`` and a list of integers, each maybe negative: one shape for lists of any
+# length (a marker follows ``(`` directly, so the IN is never a string's or a name's).
+_INTEGER_LIST = re.compile(r"\bIN\s*\(\s*-?\s*\0i(?:\s*,\s*-?\s*\0i)*\s*\)", re.I | re.ASCII)
+_LIST_MARK = "IN (\0L)"
 # Shapes kept per store (a server sees few; a script looping over query texts with
 # different column lists might see more).
 MAX_SHAPES = 256
@@ -64,7 +69,7 @@ class QueryShape:
     ----------
     text
         The query with each number replaced by a marker of its kind (integer or not),
-        and each list of two or more integers by one marker (an id list of any length).
+        and each ``IN`` list of integers by one marker (a list of any length).
     numbers
         The numbers' texts, in order.
     negated
@@ -75,14 +80,21 @@ class QueryShape:
     numbers: tuple[str, ...]
     negated: tuple[bool, ...]
 
+    def values(self) -> list[float]:
+        """The numbers, signed, as floats."""
+        return [
+            -float(text) if minus else float(text)
+            for text, minus in zip(self.numbers, self.negated, strict=True)
+        ]
+
 
 def query_shape(text: str) -> QueryShape:
     """The shape of an ADQL query.
 
     Two queries of the same shape have the same tokens but for the values of their
-    numbers and the length of their integer lists (an integer's place holds an integer
-    in both): the regular expression splits strings, identifiers, comments and numbers
-    where the ADQL lexer does, and everything else is kept as written.
+    numbers and the length of their ``IN`` lists of integers (an integer's place holds
+    an integer in both): the regular expression splits strings, identifiers, comments
+    and numbers where the ADQL lexer does, and everything else is kept as written.
     """
     numbers: list[str] = []
 
@@ -98,67 +110,147 @@ def query_shape(text: str) -> QueryShape:
     return QueryShape(_INTEGER_LIST.sub(_LIST_MARK, marked), tuple(numbers), negated)
 
 
+def _top(shape: QueryShape, selection: Selection) -> int | None:
+    """The TOP a query of the shape gives (its first number), or -1 if it cannot."""
+    if selection.top is None:
+        return None
+    if not shape.numbers or not shape.numbers[0].isdigit():
+        return -1
+    top = int(shape.numbers[0])
+    return top if top in _INT64 else -1
+
+
+def _plain(shape: QueryShape) -> bool:
+    # A comment's text could pass for a minus sign before a number.
+    return "--" not in shape.text
+
+
 @dataclass(frozen=True)
 class _IdListShape:
-    """How a shape's numbers make an id-list selection: the first is the TOP when
-    ``has_top``, the others are the ids."""
+    """How a shape's numbers make an id-list selection: the first is the TOP when the
+    selection has one, the others are the ids."""
 
     selection: Selection
-    has_top: bool
 
     @classmethod
     def learn(cls, shape: QueryShape, selection: Selection) -> _IdListShape | None:
-        """The recipe of ``selection``, made from a query of ``shape``, or None when its
-        numbers are not just its TOP and its ids."""
-        scan = selection.scan
-        tests = selection.tests
+        """The recipe of ``selection``, made from a query of ``shape``, or None."""
+        scan, tests = selection.scan, selection.tests
         if (
             selection.residual
             or scan.region is not None
             or scan.ids is None
             or len(tests) != 1
             or not isinstance(tests[0], InTest)
-            or "--" in shape.text  # a comment's text could pass for a minus sign
+            or not _plain(shape)
             or _REAL_MARK in shape.text
         ):
             return None
-        recipe = cls(selection, selection.top is not None)
-        values = recipe._values(shape)
-        # The recipe must give back the very selection it was learnt from.
-        if values is None or recipe._selection(values, lambda: selection) != selection:
-            return None
-        return recipe
-
-    def _values(self, shape: QueryShape) -> list[int] | None:
-        if len(shape.numbers) < 1 + self.has_top:
-            return None
-        values = []
-        for text, negated in zip(shape.numbers, shape.negated, strict=True):
-            value = -int(text) if negated else int(text)
-            if value not in _INT64:
-                return None  # the usual path decides what such a value means
-            values.append(value)
-        return values
-
-    def _selection(self, values: list[int], full: Callable[[], Selection]) -> Selection:
-        top = values[0] if self.has_top else None
-        ids = tuple(sorted(set(values[1:] if self.has_top else values)))
-        test = self.selection.tests[0]
-        assert isinstance(test, InTest)
-        return replace(
-            self.selection,
-            scan=replace(self.selection.scan, ids=ids),
-            tests=(InTest(test.column, ids),),
-            top=top,
-            # Built by the usual path if ever asked for (other backends, DuckDB).
-            where_sql=lambda: full().where_sql(),
-            general_plan=lambda: full().general_plan(),
-        )
+        return cls(selection)
 
     def selection_for(self, shape: QueryShape, full: Callable[[], Selection]) -> Selection | None:
         """The selection of a query of this shape, with its numbers, or None."""
-        values = self._values(shape)
-        return None if values is None else self._selection(values, full)
+        top = _top(shape, self.selection)
+        has_top = self.selection.top is not None
+        if top == -1 or len(shape.numbers) < 1 + has_top:
+            return None
+        ids = set()
+        for text, minus in zip(shape.numbers[has_top:], shape.negated[has_top:], strict=True):
+            value = -int(text) if minus else int(text)
+            if value not in _INT64:
+                return None  # the usual path decides what such a value means
+            ids.add(value)
+        key = tuple(sorted(ids))
+        test = self.selection.tests[0]
+        assert isinstance(test, InTest)
+        return _rebuilt(self.selection, full, top, ids=key, tests=(InTest(test.column, key),))
+
+
+@dataclass(frozen=True)
+class _ConeShape:
+    """How a shape's numbers make a cone selection: the TOP first when the selection has
+    one, the circle's centre and radius from ``circle_at`` on, the 1 of ``= 1`` at
+    ``one_at``."""
+
+    selection: Selection
+    circle_at: int
+    one_at: int
+
+    @classmethod
+    def learn(cls, shape: QueryShape, selection: Selection) -> _ConeShape | None:
+        """The recipe of ``selection``, made from a query of ``shape``, or None."""
+        scan, tests = selection.scan, selection.tests
+        has_top = selection.top is not None
+        if (
+            selection.residual
+            or not isinstance(scan.region, Cone)
+            or scan.ids is not None
+            or scan.dilate_arcsec
+            or len(tests) != 1
+            or not isinstance(tests[0], ConeTest)
+            or not _plain(shape)
+            or len(shape.numbers) != 4 + has_top
+        ):
+            return None
+        values = shape.values()[has_top:]
+        circle = (scan.region.ra, scan.region.dec, scan.region.radius)
+        # The circle's numbers where they stand in the text, the 1 beside them. Had two
+        # places matched, one by chance, the shape is not kept.
+        found = [
+            at
+            for at in (0, 1)
+            if tuple(values[at : at + 3]) == circle and values[3 if at == 0 else 0] == 1.0
+        ]
+        if len(found) != 1:
+            return None
+        return cls(selection, found[0] + has_top, (3 if found[0] == 0 else 0) + has_top)
+
+    def selection_for(self, shape: QueryShape, full: Callable[[], Selection]) -> Selection | None:
+        """The selection of a query of this shape, with its numbers, or None."""
+        from dpzero.adql import AdqlError, Circle
+
+        top = _top(shape, self.selection)
+        if top == -1:
+            return None
+        values = shape.values()
+        ra, dec, radius = values[self.circle_at : self.circle_at + 3]
+        if values[self.one_at] != 1.0 or not all(math.isfinite(v) for v in (ra, dec, radius)):
+            return None
+        try:
+            circle = Circle(ra, dec, radius)
+        except AdqlError:
+            return None
+        test = self.selection.tests[0]
+        assert isinstance(test, ConeTest)
+        new = cone_test(test.ra_column, test.dec_column, circle)
+        if new is None:
+            return None
+        return _rebuilt(self.selection, full, top, region=Cone(ra, dec, radius), tests=(new,))
+
+
+def _rebuilt(
+    selection: Selection,
+    full: Callable[[], Selection],
+    top: int | None,
+    *,
+    tests: tuple,
+    ids: tuple[int, ...] | None = None,
+    region: Cone | None = None,
+) -> Selection:
+    """``selection`` with another TOP, tests and scan ids or region."""
+    scan = selection.scan
+    return replace(
+        selection,
+        scan=replace(scan, ids=ids, region=region),
+        tests=tests,
+        top=top,
+        # Built by the usual path if ever asked for (other backends, DuckDB).
+        where_sql=lambda: full().where_sql(),
+        general_plan=lambda: full().general_plan(),
+    )
+
+
+_RECIPES = (_IdListShape, _ConeShape)
 
 
 class _Shapes:
@@ -166,7 +258,9 @@ class _Shapes:
 
     def __init__(self, catalog: TableCatalog) -> None:
         self.catalog = catalog
-        self.recipes: OrderedDict[tuple[str, tuple[str, ...]], _IdListShape] = OrderedDict()
+        self.recipes: OrderedDict[tuple[str, tuple[str, ...]], _IdListShape | _ConeShape] = (
+            OrderedDict()
+        )
         self.lock = threading.Lock()
 
 
@@ -214,12 +308,21 @@ def remember_selection(
 ) -> None:
     """Keep how ``selection``, made from ``text``, comes from its numbers (if it can)."""
     shape = query_shape(text)
-    recipe = _IdListShape.learn(shape, selection)
-    if recipe is None:
+
+    def source() -> Selection:
+        return selection
+
+    for kind in _RECIPES:
+        recipe = kind.learn(shape, selection)
+        # The recipe must give back the very selection it was learnt from.
+        if recipe is not None and recipe.selection_for(shape, source) == selection:
+            break
+    else:
         return
     shapes = _shapes(store)
+    key = _key(shape, inline)
     with shapes.lock:
-        shapes.recipes[_key(shape, inline)] = recipe
-        shapes.recipes.move_to_end(_key(shape, inline))
+        shapes.recipes[key] = recipe
+        shapes.recipes.move_to_end(key)
         while len(shapes.recipes) > MAX_SHAPES:
             shapes.recipes.popitem(last=False)
