@@ -72,6 +72,14 @@ def angular_separation(
     return np.degrees(np.arctan2(num, den))
 
 
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``numpy.cross`` of two 3-vectors, the same arithmetic without its ~15 µs of
+    array handling (polygon planning calls it a few dozen times)."""
+    a0, a1, a2 = a.tolist()
+    b0, b1, b2 = b.tolist()
+    return np.array([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0])
+
+
 def _check_position(ra: float, dec: float) -> None:
     if not (math.isfinite(ra) and math.isfinite(dec)) or abs(dec) > 90:
         raise AdqlGeometryError(f"({ra}, {dec}) is not a position on the sky")
@@ -132,14 +140,12 @@ class Polygon:
         for ra, dec in self.vertices:
             _check_position(ra, dec)
         v = self._raw
-        for i in range(len(v)):
-            a, b = v[i], v[(i + 1) % len(v)]
-            cross = np.linalg.norm(np.cross(a, b))
-            if cross < 1e-15:
-                raise AdqlGeometryError(
-                    "a polygon edge joins identical or opposite vertices "
-                    f"{self.vertices[i]} and {self.vertices[(i + 1) % len(v)]}"
-                )
+        cross = np.linalg.norm(np.cross(v, np.roll(v, -1, axis=0)), axis=1)
+        for i in np.flatnonzero(cross < 1e-15)[:1].tolist():
+            raise AdqlGeometryError(
+                "a polygon edge joins identical or opposite vertices "
+                f"{self.vertices[i]} and {self.vertices[(i + 1) % len(v)]}"
+            )
         if not math.isfinite(self._left_area) or self._left_area <= 0:
             raise AdqlGeometryError("the polygon is degenerate")
 
@@ -254,14 +260,14 @@ class Polygon:
         v = self.oriented
         z = list(v[:, 2])
         for a, b in zip(v, np.roll(v, -1, axis=0), strict=True):
-            n = np.cross(a, b)
+            n = _cross(a, b)
             n /= np.linalg.norm(n)
             top = np.array([0.0, 0.0, 1.0]) - n[2] * n
             if np.linalg.norm(top) < 1e-15:
                 continue
             top /= np.linalg.norm(top)
             for extreme in (top, -top):
-                if np.dot(np.cross(a, extreme), n) >= 0 and np.dot(np.cross(extreme, b), n) >= 0:
+                if np.dot(_cross(a, extreme), n) >= 0 and np.dot(_cross(extreme, b), n) >= 0:
                     z.append(extreme[2])
         low, high = min(z), max(z)
         if self.contains(0.0, 90.0):

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from sqlglot import exp
 
     from dpzero.adql import AdqlQuery, Circle, TableCatalog
+    from dpzero.adql import Polygon as AdqlPolygon
     from dpzero.catalog._store import CatalogStore, QueryPlan
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "Selection",
     "cone_test",
     "plain_selection",
+    "polygon_test",
 ]
 
 #: Column of the narrow table that carries each row's position in its chunk.
@@ -273,11 +275,18 @@ def _region_test(
     if shape.kind == "circle":
         circle = shape.circle()
         return None if circle is None else cone_test(ra_column, dec_column, circle)
-    if shape.kind == "polygon" and shape.polygon is not None and shape.polygon.is_convex:
-        low, high = shape.polygon.dec_range()
-        normals = tuple((float(n[0]), float(n[1]), float(n[2])) for n in shape.polygon.edge_normals)
-        return ConvexPolygonTest(ra_column, dec_column, low, high, normals)
+    if shape.kind == "polygon" and shape.polygon is not None:
+        return polygon_test(ra_column, dec_column, shape.polygon)
     return None
+
+
+def polygon_test(ra_column: str, dec_column: str, polygon: AdqlPolygon) -> ConvexPolygonTest | None:
+    """The numpy test of a point in a constant polygon (None unless it is convex)."""
+    if not polygon.is_convex:
+        return None
+    low, high = polygon.dec_range()
+    normals = tuple((float(n[0]), float(n[1]), float(n[2])) for n in polygon.edge_normals)
+    return ConvexPolygonTest(ra_column, dec_column, low, high, normals)
 
 
 def cone_test(ra_column: str, dec_column: str, circle: Circle) -> ConeTest | None:

@@ -1,22 +1,24 @@
-"""Selections kept by query shape: id lookups and cones seen before skip the ADQL front end.
+"""Selections kept by query shape: id lookups, cones and polygons seen before skip the
+ADQL front end.
 
 Checking a query against the ADQL grammar, parsing it with sqlglot, resolving its names
-and recognising a plain selection cost ~1 ms, more than an id lookup reads (q3c's
-PostgreSQL answers 12 ids in 0.4 ms). Clients send the same query again and again with
-other ids or positions, as a prepared statement would. So the query's *shape*, its
-text with every number replaced by a marker, keys the selection it gave, and a query of
-a known shape gets that selection with its own numbers put in the places the first
-one's were.
+and recognising a plain selection cost 1–6 ms (a polygon's geometry the most), more
+than an id lookup reads (q3c's PostgreSQL answers 12 ids in 0.4 ms). Clients send the
+same query again and again with other ids or positions, as a prepared statement would.
+So the query's *shape*, its text with every number replaced by a marker, keys the
+selection it gave, and a query of a known shape gets that selection with its own
+numbers put in the places the first one's were.
 
 Only shapes whose numbers can be put back without the front end are kept: selections
 whose WHERE clause is an id list alone (``objectId IN (...)`` or ``objectId = n``; the
-numbers are the TOP, if any, and the ids) or one cone alone (``CONTAINS(POINT(ra, dec),
-CIRCLE(ra0, dec0, r)) = 1``; the TOP, the circle's numbers and the 1). A shape fixes the
-token sequence of a query (see `query_shape`), so the grammar and name resolution
-decide it exactly as the first time; where the values decide (an id beyond 64 bits, a
-declination beyond the pole, a radius of 180° or more) the query goes the usual way.
-Before a recipe is kept it must give back the very selection it was learnt from. The
-cache belongs to a store and is dropped when the store's tables change.
+numbers are the TOP, if any, and the ids) or one region alone (``CONTAINS(POINT(ra,
+dec), CIRCLE(...) or POLYGON(...)) = 1``; the TOP, the region's numbers and the 1). A
+shape fixes the token sequence of a query (see `query_shape`), so the grammar and name
+resolution decide it exactly as the first time; the region is built by the same
+functions as on the usual path, and where the values decide (an id beyond 64 bits, a
+declination beyond the pole, a radius of 180° or more, a polygon not convex) the query
+goes the usual way. Before a recipe is kept it must give back the very selection it was
+learnt from. The cache belongs to a store and is dropped when the store's tables change.
 """
 
 from __future__ import annotations
@@ -30,8 +32,16 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from dpzero.catalog._pruning import Cone
-from dpzero.catalog._selection import ConeTest, InTest, Selection, cone_test
+from dpzero.catalog._pruning import Cone, Polygon
+from dpzero.catalog._selection import (
+    ConeTest,
+    ConvexPolygonTest,
+    InTest,
+    Selection,
+    cone_test,
+    polygon_test,
+)
+from dpzero.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from dpzero.adql import TableCatalog
@@ -166,66 +176,82 @@ class _IdListShape:
         return _rebuilt(self.selection, full, top, ids=key, tests=(InTest(test.column, key),))
 
 
+def _region_places(
+    shape: QueryShape, selection: Selection, region: tuple[float, ...]
+) -> tuple[int, int] | None:
+    """Where a region's numbers stand among a query's numbers, and where the 1 of
+    ``CONTAINS(...) = 1`` (or ``1 = CONTAINS(...)``) stands; None if the numbers are not
+    just those (and the TOP), or if they could stand in two places (one by chance)."""
+    has_top = selection.top is not None
+    if not _plain(shape) or len(shape.numbers) != len(region) + 1 + has_top:
+        return None
+    values = shape.values()[has_top:]
+    found = [
+        (at + has_top, (len(region) if at == 0 else 0) + has_top)
+        for at in (0, 1)
+        if tuple(values[at : at + len(region)]) == region
+        and values[len(region) if at == 0 else 0] == 1.0
+    ]
+    return found[0] if len(found) == 1 else None
+
+
 @dataclass(frozen=True)
-class _ConeShape:
-    """How a shape's numbers make a cone selection: the TOP first when the selection has
-    one, the circle's centre and radius from ``circle_at`` on, the 1 of ``= 1`` at
-    ``one_at``."""
+class _RegionShape:
+    """How a shape's numbers make a selection of one cone or one convex polygon: the
+    TOP first when the selection has one, the region's numbers (centre and radius, or
+    vertices) from ``region_at`` on, the 1 of ``= 1`` at ``one_at``."""
 
     selection: Selection
-    circle_at: int
+    size: int
+    region_at: int
     one_at: int
 
     @classmethod
-    def learn(cls, shape: QueryShape, selection: Selection) -> _ConeShape | None:
+    def learn(cls, shape: QueryShape, selection: Selection) -> _RegionShape | None:
         """The recipe of ``selection``, made from a query of ``shape``, or None."""
         scan, tests = selection.scan, selection.tests
-        has_top = selection.top is not None
         if (
             selection.residual
-            or not isinstance(scan.region, Cone)
             or scan.ids is not None
             or scan.dilate_arcsec
             or len(tests) != 1
-            or not isinstance(tests[0], ConeTest)
-            or not _plain(shape)
-            or len(shape.numbers) != 4 + has_top
+            or not isinstance(tests[0], ConeTest | ConvexPolygonTest)
         ):
             return None
-        values = shape.values()[has_top:]
-        circle = (scan.region.ra, scan.region.dec, scan.region.radius)
-        # The circle's numbers where they stand in the text, the 1 beside them. Had two
-        # places matched, one by chance, the shape is not kept.
-        found = [
-            at
-            for at in (0, 1)
-            if tuple(values[at : at + 3]) == circle and values[3 if at == 0 else 0] == 1.0
-        ]
-        if len(found) != 1:
+        if isinstance(scan.region, Cone) and isinstance(tests[0], ConeTest):
+            numbers = (scan.region.ra, scan.region.dec, scan.region.radius)
+        elif isinstance(scan.region, Polygon) and isinstance(tests[0], ConvexPolygonTest):
+            numbers = tuple(x for vertex in scan.region.vertices for x in vertex)
+        else:
             return None
-        return cls(selection, found[0] + has_top, (3 if found[0] == 0 else 0) + has_top)
+        places = _region_places(shape, selection, numbers)
+        return None if places is None else cls(selection, len(numbers), *places)
 
     def selection_for(self, shape: QueryShape, full: Callable[[], Selection]) -> Selection | None:
         """The selection of a query of this shape, with its numbers, or None."""
         from dpzero.adql import AdqlError, Circle
+        from dpzero.adql import Polygon as AdqlPolygon
+        from dpzero.catalog._adql import _region
 
         top = _top(shape, self.selection)
-        if top == -1:
-            return None
         values = shape.values()
-        ra, dec, radius = values[self.circle_at : self.circle_at + 3]
-        if values[self.one_at] != 1.0 or not all(math.isfinite(v) for v in (ra, dec, radius)):
-            return None
-        try:
-            circle = Circle(ra, dec, radius)
-        except AdqlError:
+        numbers = values[self.region_at : self.region_at + self.size]
+        if top == -1 or values[self.one_at] != 1.0 or not all(map(math.isfinite, numbers)):
             return None
         test = self.selection.tests[0]
-        assert isinstance(test, ConeTest)
-        new = cone_test(test.ra_column, test.dec_column, circle)
-        if new is None:
+        try:
+            if isinstance(test, ConeTest):
+                shape_of: Circle | AdqlPolygon = Circle(*numbers)
+                new = cone_test(test.ra_column, test.dec_column, shape_of)
+            else:
+                shape_of = AdqlPolygon(tuple(zip(numbers[::2], numbers[1::2], strict=True)))
+                new = polygon_test(test.ra_column, test.dec_column, shape_of)
+            region = _region(shape_of)  # as the usual path makes the scan's region
+        except (AdqlError, InvalidInputError):
+            return None  # the usual path says what is wrong, with its place in the text
+        if new is None or not isinstance(region, Cone | Polygon):
             return None
-        return _rebuilt(self.selection, full, top, region=Cone(ra, dec, radius), tests=(new,))
+        return _rebuilt(self.selection, full, top, region=region, tests=(new,))
 
 
 def _rebuilt(
@@ -235,7 +261,7 @@ def _rebuilt(
     *,
     tests: tuple,
     ids: tuple[int, ...] | None = None,
-    region: Cone | None = None,
+    region: Cone | Polygon | None = None,
 ) -> Selection:
     """``selection`` with another TOP, tests and scan ids or region."""
     scan = selection.scan
@@ -250,7 +276,7 @@ def _rebuilt(
     )
 
 
-_RECIPES = (_IdListShape, _ConeShape)
+_RECIPES = (_IdListShape, _RegionShape)
 
 
 class _Shapes:
@@ -258,7 +284,7 @@ class _Shapes:
 
     def __init__(self, catalog: TableCatalog) -> None:
         self.catalog = catalog
-        self.recipes: OrderedDict[tuple[str, tuple[str, ...]], _IdListShape | _ConeShape] = (
+        self.recipes: OrderedDict[tuple[str, tuple[str, ...]], _IdListShape | _RegionShape] = (
             OrderedDict()
         )
         self.lock = threading.Lock()
