@@ -39,14 +39,18 @@ ROWS_DIR = "dpzero-rows"
 _VALID = "__dpzero_valid"
 _MAX_HEADER = 1 << 22
 _RECORD_TYPES: dict[np.dtype, np.dtype] = {}
+# Up to this many records a pick reads page by page (ids, a 5-arcsecond cone).
+_FEW_ROWS = 16
+# Rows further apart than this are read ahead as separate runs.
+_RUN_GAP_ROWS = 64
 
 
 def load_mapped(path: Path, *, scattered: bool = False) -> np.ndarray:
     """A ``.npy`` file of the store, memory-mapped, as a plain array.
 
     With ``scattered`` the kernel is told reads are random: a fault then reads its page,
-    not the 128 kB around it (an index lookup touches one page of megabytes of keys).
-    Row copies keep the kernel's read-ahead: a cone's rows lie together.
+    not the read-ahead window around it (an index lookup touches one page of megabytes
+    of keys).
     """
     # A wide table's record type is a long header (DP0.2's Object: ~30 kB); the file is
     # the store's own, not a foreign upload, so numpy's 10 kB guard is lifted.
@@ -141,7 +145,13 @@ class RowCopy:
     """
 
     def __init__(self, path: Path, schema: pa.Schema) -> None:
-        records = load_mapped(path)
+        # Faults read only their page: with the kernel's read-ahead (8 MB on some
+        # disks) one id read megabytes of neighbours; `pick` asks for a span ahead.
+        records = load_mapped(path, scattered=True)
+        memmap = records.base
+        assert isinstance(memmap, np.memmap)
+        self._mapping: mmap.mmap = memmap._mmap  # type: ignore[attr-defined]
+        self._offset = int(memmap.offset)
         self.schema = schema
         # One dtype object for equal record types: comparing two equal dtypes of 140
         # fields goes field by field (~30 µs), the same object compares at once.
@@ -159,7 +169,20 @@ class RowCopy:
 
     def pick(self, rows: np.ndarray) -> Records:
         """The records at positions ``rows`` of the partition (a copy: reads only those)."""
-        return Records(self.dtype, self.raw[np.asarray(rows, dtype=np.int64)])
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.size > _FEW_ROWS:
+            # A cone's rows lie together, in a few runs: each run is read ahead in large
+            # reads rather than page by page.
+            ordered = np.sort(rows)
+            cuts = np.flatnonzero(np.diff(ordered) > _RUN_GAP_ROWS) + 1
+            firsts = ordered[np.concatenate([[0], cuts])].tolist()
+            lasts = ordered[np.concatenate([cuts - 1, [ordered.size - 1]])].tolist()
+            for first, last in zip(firsts, lasts, strict=True):
+                start = self._offset + first * self.row_bytes
+                start -= start % mmap.PAGESIZE
+                end = self._offset + (last + 1) * self.row_bytes
+                self._mapping.madvise(mmap.MADV_WILLNEED, start, end - start)
+        return Records(self.dtype, self.raw[rows])
 
     def batch(
         self,
