@@ -63,6 +63,19 @@ def test_shape_takes_out_numbers_only():
     )
 
 
+def known_and_usual(store, text: str, monkeypatch) -> Selection:
+    """The selection a known shape gives ``text`` (without the front end), checked
+    against the usual path's."""
+    with monkeypatch.context() as patched:
+        patched.setattr(dpzero.adql, "parse_adql", _not_called)
+        known = plan_or_selection(store, text)
+    usual = plan_or_selection(store, text, by_shape=False)
+    assert known == usual
+    assert known.where_sql() == usual.where_sql()
+    assert known.general_plan() == usual.general_plan()
+    return known
+
+
 @pytest.mark.parametrize(
     "template",
     [
@@ -85,14 +98,7 @@ def test_a_known_shape_gives_the_usual_selection_and_rows(store, ids, template, 
     # Other ids (one repeated, one absent from the table) and another TOP.
     other = [*ids[100:111], ids[100], 42]
     text = query(other, 3)
-    with monkeypatch.context() as patched:
-        # Answered without the ADQL front end.
-        patched.setattr(dpzero.adql, "parse_adql", _not_called)
-        known = plan_or_selection(store, text)
-    usual = plan_or_selection(store, text, by_shape=False)
-    assert known == usual
-    assert known.where_sql() == usual.where_sql()
-    assert known.general_plan() == usual.general_plan()
+    usual = known_and_usual(store, text, monkeypatch)
     got = store.query_adql(text)
     want = store.query(usual.general_plan())
     key = got.column_names[0]
@@ -105,18 +111,6 @@ def test_a_known_shape_gives_the_usual_selection_and_rows(store, ids, template, 
         assert got.sort_by(key).equals(want.sort_by(key))
         single = "{ids}" not in template
         assert set(got.column(key).to_pylist()) == ({other[0]} if single else expected)
-
-
-def known_and_usual(store, text: str, monkeypatch) -> Selection:
-    """The selection a known shape gives ``text`` (without the front end), checked
-    against the usual path's."""
-    with monkeypatch.context() as patched:
-        patched.setattr(dpzero.adql, "parse_adql", _not_called)
-        known = plan_or_selection(store, text)
-    usual = plan_or_selection(store, text, by_shape=False)
-    assert known == usual
-    assert known.general_plan() == usual.general_plan()
-    return known
 
 
 def cone(ra: float, dec: float, r: float) -> str:

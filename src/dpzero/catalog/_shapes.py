@@ -37,6 +37,7 @@ from dpzero.catalog._selection import (
     ConeTest,
     ConvexPolygonTest,
     InTest,
+    RowTest,
     Selection,
     cone_test,
     polygon_test,
@@ -130,6 +131,13 @@ def _top(shape: QueryShape, selection: Selection) -> int | None:
     return top if top in _INT64 else -1
 
 
+def _only_test(selection: Selection) -> RowTest | None:
+    """The selection's one numpy test when that test is its whole WHERE clause."""
+    if selection.residual or len(selection.tests) != 1:
+        return None
+    return selection.tests[0]
+
+
 def _plain(shape: QueryShape) -> bool:
     # A comment's text could pass for a minus sign before a number.
     return "--" not in shape.text
@@ -145,13 +153,11 @@ class _IdListShape:
     @classmethod
     def learn(cls, shape: QueryShape, selection: Selection) -> _IdListShape | None:
         """The recipe of ``selection``, made from a query of ``shape``, or None."""
-        scan, tests = selection.scan, selection.tests
+        scan = selection.scan
         if (
-            selection.residual
+            not isinstance(_only_test(selection), InTest)
             or scan.region is not None
             or scan.ids is None
-            or len(tests) != 1
-            or not isinstance(tests[0], InTest)
             or not _plain(shape)
             or _REAL_MARK in shape.text
         ):
@@ -209,18 +215,12 @@ class _RegionShape:
     @classmethod
     def learn(cls, shape: QueryShape, selection: Selection) -> _RegionShape | None:
         """The recipe of ``selection``, made from a query of ``shape``, or None."""
-        scan, tests = selection.scan, selection.tests
-        if (
-            selection.residual
-            or scan.ids is not None
-            or scan.dilate_arcsec
-            or len(tests) != 1
-            or not isinstance(tests[0], ConeTest | ConvexPolygonTest)
-        ):
+        scan, test = selection.scan, _only_test(selection)
+        if scan.ids is not None or scan.dilate_arcsec:
             return None
-        if isinstance(scan.region, Cone) and isinstance(tests[0], ConeTest):
+        if isinstance(scan.region, Cone) and isinstance(test, ConeTest):
             numbers = (scan.region.ra, scan.region.dec, scan.region.radius)
-        elif isinstance(scan.region, Polygon) and isinstance(tests[0], ConvexPolygonTest):
+        elif isinstance(scan.region, Polygon) and isinstance(test, ConvexPolygonTest):
             numbers = tuple(x for vertex in scan.region.vertices for x in vertex)
         else:
             return None
