@@ -70,9 +70,9 @@ def _header(columns: list[ResultColumn], infos: list[tuple[str, str]]) -> str:
 
 
 def _as_numpy(array: pa.Array, col: ResultColumn) -> tuple[np.ndarray, np.ndarray]:
-    """(values, null mask) of a column; a null's value is whatever the buffer holds
-    (BINARY2 flags it), so numbers and booleans are read from their buffers as they are
-    (a ``fill_null`` per column cost ~20 µs, a wide table has ~140 columns)."""
+    """(values, null mask) of a column, a null's value 0 (BINARY2 flags it); numbers
+    and booleans are read from their buffers (a ``fill_null`` per column cost ~20 µs, a
+    wide table has ~140 columns)."""
     n = len(array)
     if array.null_count:
         nulls = np.asarray(array.is_null().to_numpy(zero_copy_only=False), dtype=bool)
@@ -89,6 +89,7 @@ def _as_numpy(array: pa.Array, col: ResultColumn) -> tuple[np.ndarray, np.ndarra
     elif pa.types.is_integer(kind) or pa.types.is_floating(kind):
         stored = np.frombuffer(array.buffers()[1], dtype=kind.to_pandas_dtype())
         values = stored[array.offset : array.offset + n].astype(_BIG_ENDIAN[col.datatype])
+        values[nulls] = 0  # the same bytes for the same result, however it was batched
     else:
         filled = array.fill_null(0) if array.null_count else array
         values = np.asarray(filled.to_numpy(zero_copy_only=False)).astype(_BIG_ENDIAN[col.datatype])
