@@ -3,7 +3,9 @@ selection, rows and errors of the usual path."""
 
 from __future__ import annotations
 
+import gc
 import shutil
+import weakref
 
 import pyarrow as pa
 import pytest
@@ -224,6 +226,17 @@ def test_a_known_shape_with_an_error_fails_as_usual(store, ids):
         store.query_adql(f"SELECT objectIdd FROM {OBJ} WHERE objectId IN ({ids[0]})")
     with pytest.raises(AdqlError, match="line 1"):
         store.query_adql(f"SELECT objectId FROM {OBJ} WHERE objectId IN ({ids[0]},)")
+
+
+def test_a_kept_shape_holds_no_upload(store, ids):
+    upload = pa.table({"x": pa.array(range(1000))})
+    held = weakref.ref(upload)
+    text = f"SELECT objectId FROM {OBJ} WHERE objectId IN ({ids[0]}, {ids[1]})"
+    found = plan_or_selection(store, text, {"TAP_UPLOAD.big": upload})
+    assert len(_shapes(store).recipes) == 1
+    del upload, found
+    gc.collect()
+    assert held() is None
 
 
 def test_uploads_change_the_key(store, ids):

@@ -30,7 +30,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from dpzero.catalog._pruning import Cone, Polygon
 from dpzero.catalog._selection import (
@@ -254,6 +254,10 @@ class _RegionShape:
         return _rebuilt(self.selection, full, top, region=region, tests=(new,))
 
 
+def _no_plan() -> NoReturn:
+    raise RuntimeError("a kept selection's template builds no plan")
+
+
 def _rebuilt(
     selection: Selection,
     full: Callable[[], Selection],
@@ -338,8 +342,11 @@ def remember_selection(
     def source() -> Selection:
         return selection
 
+    # The kept template holds no plan builders: they hold the parsed query and every
+    # in-memory table it was given (a TAP upload), and a recipe rebuilds them anyway.
+    template = replace(selection, where_sql=_no_plan, general_plan=_no_plan)
     for kind in _RECIPES:
-        recipe = kind.learn(shape, selection)
+        recipe = kind.learn(shape, template)
         # The recipe must give back the very selection it was learnt from.
         if recipe is not None and recipe.selection_for(shape, source) == selection:
             break
