@@ -160,6 +160,8 @@ class RowCopy:
         # Records as rows of bytes: numpy indexes and joins a structured array field by
         # field (~20 µs for one record of 140 fields), rows of bytes at once (~2 µs).
         self.raw = records.view(np.uint8).reshape(len(records), self.row_bytes)
+        if not _ipc_header_known():
+            raise ValueError("this pyarrow writes IPC headers dpzero does not know")
         # Per column: its bit in the validity bitmap and how its values convert.
         self._fields: dict[str, tuple[int, str]] = {}
         for i, field in enumerate(schema):
@@ -233,6 +235,17 @@ class Records:
 
     def __getitem__(self, at: slice | np.ndarray) -> Records:
         return Records(self.dtype, self.rows[at])
+
+
+@functools.cache
+def _ipc_header_known() -> bool:
+    """Whether pyarrow's IPC header has the layout `BatchHeader` rewrites, for every type
+    a row copy converts (checked once: a pyarrow writing another layout makes the store
+    read Parquet instead of row copies, rather than fail queries)."""
+    kinds = [pa.int8(), pa.uint64(), pa.float16(), pa.float64(), pa.bool_(), pa.string()]
+    kinds += [pa.large_binary(), pa.timestamp("us", tz="UTC")]
+    schema = pa.schema([pa.field(f"c{i}", kind) for i, kind in enumerate(kinds)])
+    return BatchHeader.of(schema) is not None
 
 
 def _conversion(arrow_type: pa.DataType, dtype: np.dtype) -> str:
