@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dpzero.catalog._pruning import contained, coverage_ranges, rows_in_ranges
-from dpzero.catalog._rows import RowCopy
+from dpzero.catalog._rows import Records, RowCopy
 from dpzero.catalog._selection import (
     ROW_COLUMN,
     ConeTest,
@@ -178,7 +178,7 @@ class _Picked:
     batch's other partitions)."""
 
     copy: RowCopy
-    records: np.ndarray
+    records: Records
 
     @property
     def num_rows(self) -> int:

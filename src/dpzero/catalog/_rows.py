@@ -33,12 +33,16 @@ import pyarrow.parquet as pq
 
 from dpzero.catalog._ipc import BatchHeader, buffer_count, padded
 
-__all__ = ["ROWS_DIR", "RowCopy", "load_mapped", "rows_file", "write_rows"]
+__all__ = ["ROWS_DIR", "Records", "RowCopy", "load_mapped", "rows_file", "write_rows"]
 
 ROWS_DIR = "dpzero-rows"
 _VALID = "__dpzero_valid"
 _MAX_HEADER = 1 << 22
 _RECORD_TYPES: dict[np.dtype, np.dtype] = {}
+# Batch layouts, and the schemas of `RowCopy.columns`, kept for every row copy.
+_KEPT_LAYOUTS = 256
+_LAYOUTS: dict[tuple, _BatchLayout] = {}
+_COLUMN_SCHEMAS: dict[tuple[int, tuple[str, ...]], tuple[pa.Schema, pa.Schema]] = {}
 # Up to this many records a pick reads page by page (ids, a 5-arcsecond cone).
 _FEW_ROWS = 16
 # Rows further apart than this are read ahead as separate runs.
@@ -166,8 +170,6 @@ class RowCopy:
         self._fields: dict[str, tuple[int, str]] = {}
         for i, field in enumerate(schema):
             self._fields[field.name] = (i, _conversion(field.type, self.dtype[field.name]))
-        self._layouts: dict[tuple, _BatchLayout] = {}
-        self._schemas: dict[tuple[str, ...], pa.Schema] = {}
 
     def pick(self, rows: np.ndarray) -> Records:
         """The records at positions ``rows`` of the partition (a copy: reads only those)."""
@@ -199,15 +201,17 @@ class RowCopy:
         Floating-point columns named in ``nan_as_null`` come back with NaN as NULL."""
         records = _concatenated(picked)
         nan = frozenset(name for name in names if name in nan_as_null)
-        # By the schema's identity (hashing a wide schema costs ~150 µs; the layout
-        # holds the schema, so its id is not reused while the layout is kept).
+        # Shared by every partition of a table (the layout follows from the record type,
+        # the columns and the result schema), by the schema's identity: hashing a wide
+        # schema costs ~150 µs; the layout holds the schema, so its id is not reused
+        # while the layout is kept.
         key = (records.dtype, tuple(names), id(schema), nan)
-        layout = self._layouts.get(key)
+        layout = _LAYOUTS.get(key)
         if layout is None or layout.header.schema is not schema:
-            if len(self._layouts) >= 64:
-                self._layouts.clear()
+            if len(_LAYOUTS) >= _KEPT_LAYOUTS:
+                _LAYOUTS.clear()
             layout = _BatchLayout.of(records.dtype, self._fields, names, schema, nan)
-            self._layouts[key] = layout
+            _LAYOUTS[key] = layout
         return layout.batch(records.rows)
 
     def columns(
@@ -216,11 +220,16 @@ class RowCopy:
         """`batch` as columns by stored name."""
         if not names:
             return {}
-        key = tuple(names)
-        schema = self._schemas.get(key)
-        if schema is None:
-            schema = self._schemas[key] = pa.schema([self.schema.field(name) for name in names])
-        return dict(zip(names, self.batch(picked, names, schema, nan_as_null).columns, strict=True))
+        # One schema object per table schema and columns (the layouts are kept by it).
+        key = (id(self.schema), tuple(names))
+        kept = _COLUMN_SCHEMAS.get(key)
+        if kept is None or kept[0] is not self.schema:
+            if len(_COLUMN_SCHEMAS) >= _KEPT_LAYOUTS:
+                _COLUMN_SCHEMAS.clear()
+            kept = (self.schema, pa.schema([self.schema.field(name) for name in names]))
+            _COLUMN_SCHEMAS[key] = kept
+        batch = self.batch(picked, names, kept[1], nan_as_null)
+        return dict(zip(names, batch.columns, strict=True))
 
 
 @dataclass(frozen=True)

@@ -182,8 +182,9 @@ class TapEngine:
         """Units, UCDs, utypes and descriptions of result columns named like catalog columns
         (kept per result schema until the published tables change: the same for every
         query of a shape, and ~1 ms for 137 columns)."""
-        # By the schema's bytes: names, types and every field's metadata (which describes
-        # columns of uploads); a pyarrow.Schema compares equal without its metadata.
+        # By the schema's bytes: names, types and every field's metadata (a column no
+        # catalog column describes is described by its own); a pyarrow.Schema compares
+        # equal without its metadata.
         key = schema.serialize().to_pybytes()
         with self._lock:
             tables, known = self._tables, self._described.get(key)
