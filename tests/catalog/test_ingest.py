@@ -431,4 +431,11 @@ def test_index_lookups_cross_fences_and_find_every_copy_of_a_key(tmp_path):
     for asked in ([0, 3, 999_999, -5, 10**12], [0, 3, 999_999, *rng.choice(keys, 200), -5]):
         got = {(loc.npix, int(r)) for loc in index.locate(asked) for r in loc.rows}
         assert got == set().union(*(where.get(int(k), set()) for k in asked))
+    # Every key, a few at a time (the windows of keys equal to, just before and just
+    # after each fence, and of the bucket's last keys).
+    distinct = sorted(where)
+    for start in range(0, len(distinct), 7):
+        asked = distinct[start : start + 7]
+        got = {(loc.npix, int(r)) for loc in index.locate(asked) for r in loc.rows}
+        assert got == set().union(*(where[k] for k in asked))
     assert len(where[999_999]) == FENCE_STRIDE + 7

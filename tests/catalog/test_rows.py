@@ -148,3 +148,29 @@ def test_open_all_maps_every_partition_before_any_query(tiny_store) -> None:
         if table.entry.key_column is not None:
             assert len(table._rows) == len(table.partitions)
             assert table._index is not None
+
+
+def test_read_ahead_finds_rows_after_a_header_longer_than_a_page(tmp_path: Path) -> None:
+    """A wide table's row copy has a header of several pages, so numpy's mapping starts
+    at a page boundary inside it: read-ahead places rows from where the array starts in
+    the mapping, up to the file's last row."""
+    import mmap
+
+    from dpzero.catalog._rows import ReadAhead, load_mapped
+
+    names = [f"column_with_a_long_name_{i:03d}" for i in range(300)]
+    table = pa.table(
+        {name: pa.array(np.arange(50, dtype=np.float64) + i) for i, name in enumerate(names)}
+    )
+    pq.write_table(table, tmp_path / "wide.parquet")
+    write_rows(tmp_path / "wide.parquet", tmp_path / "wide.npy")
+    array = load_mapped(tmp_path / "wide.npy")
+    header = (tmp_path / "wide.npy").stat().st_size - array.nbytes
+    assert header > mmap.ALLOCATIONGRANULARITY  # the case this test is about
+    ahead = ReadAhead(array)
+    assert ahead._start == header % mmap.ALLOCATIONGRANULARITY
+    ahead.rows([0, 48], [1, 49])  # the last rows: within the mapping
+    copy = RowCopy(tmp_path / "wide.npy", table.schema)
+    rows = np.arange(20, 50)  # more than a few rows: read ahead by runs
+    got = pa.table(copy.columns([copy.pick(rows)], names[:3] + names[-2:]))
+    assert got.equals(table.select(names[:3] + names[-2:]).take(pa.array(rows)))

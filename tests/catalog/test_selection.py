@@ -105,6 +105,26 @@ def test_id_lists_give_the_same_rows(store, obj):
     assert sorted(got.column(0).to_pylist()) == sorted(ids)
 
 
+@pytest.mark.parametrize("cold", [False, True])
+def test_id_lookups_read_the_same_rows_with_and_without_read_ahead(store, obj, cold):
+    """After a slow lookup the next one asks for its pages ahead: same rows either way."""
+    from dpzero.catalog import _direct
+
+    ids = obj.column("objectId").to_pylist()[5::61]
+    listed = ", ".join(str(i) for i in [*ids, 424242])
+    query = f"SELECT * FROM {OBJ} WHERE objectId IN ({listed})"
+    general = both(store, query)[1]
+    _direct._PAGE_CACHE.cold = cold
+    got = store.query_adql(query)
+    assert got.sort_by("objectId").equals(general.sort_by("objectId"))
+    assert sorted(got.column("objectId").to_pylist()) == sorted(ids)
+    _direct._PAGE_CACHE.saw(0.0)
+    assert not _direct._PAGE_CACHE.cold
+    _direct._PAGE_CACHE.saw(1.0)
+    assert _direct._PAGE_CACHE.cold
+    _direct._PAGE_CACHE.saw(0.0)
+
+
 def test_limit_and_stream(store):
     query = f"SELECT * FROM {OBJ} WHERE {cone(56.0, -36.0, 0.3)}"
     direct, general = both(store, query, limit=11)

@@ -32,7 +32,7 @@ def store_catalog(store: CatalogStore) -> TableCatalog:
     store's table metadata changed: it is asked for by every query)."""
     from dpzero.adql import ColumnInfo, TableCatalog
 
-    metas = [store.table_metadata(db, t) for db in store.databases() for t in store.tables(db)]
+    metas = store.all_table_metadata()
     cached = _CATALOGS.get(store)
     if cached is not None and [id(m) for m in cached[0]] == [id(m) for m in metas]:
         return cached[1]

@@ -75,6 +75,10 @@ class DaskCatalogStore(CatalogStore):
         """Felis metadata and partitioning facts of one table."""
         return self._local.table_metadata(database, table)
 
+    def all_table_metadata(self) -> list[TableMetadata]:
+        """`table_metadata` of every table."""
+        return self._local.all_table_metadata()
+
     def query(self, query: str | QueryPlan | PartitionedPlan) -> pa.Table:
         """Run a plan; partitioned plans fan out to the workers, one task per partition."""
         if not isinstance(query, PartitionedPlan):

@@ -14,6 +14,7 @@ import concurrent.futures
 import itertools
 import os
 import threading
+import time
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -99,6 +100,46 @@ def read_selection(
     table = store._table(selection.scan.table)
     schema = table.result_schema(selection.outputs)
     most = selection.limit(limit)
+    nan_columns = _nan_columns(selection)
+    found: Iterator[pa.Table | _Picked] | None = None
+    if selection.scan.region is None and _only_ids(selection, table.entry.key_column):
+        # An id list alone: the index gives the rows, the row copies give them whole.
+        picked = _id_records(table, selection.scan.ids or ())
+        if picked is not None:
+            found = _limited(picked, most)
+    if found is None:
+        found = _read_partitions(store, table, selection, schema, most, nan_columns)
+        first = next(found, None)
+        if first is not None:
+            found = _chain(first, found)
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        # Partitions' rows in batches of at least BATCH_ROWS (one NaN pass, one
+        # conversion of row-copy records per batch).
+        waiting: list[pa.Table | _Picked] = []
+        rows = 0
+        for piece in found:
+            waiting.append(piece)
+            rows += piece.num_rows
+            if rows >= BATCH_ROWS:
+                yield from _assemble(waiting, selection, schema, nan_columns)
+                waiting, rows = [], 0
+        if waiting:
+            yield from _assemble(waiting, selection, schema, nan_columns)
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
+
+
+def _read_partitions(
+    store: LocalCatalogStore,
+    table: _Table,
+    selection: Selection,
+    schema: pa.Schema,
+    most: int | None,
+    nan_columns: set[str],
+) -> Iterator[pa.Table | _Picked]:
+    """The selection's rows partition by partition, read from Parquet column chunks or
+    row copies (several partitions at once)."""
     scan = selection.scan
     ranges = None
     if scan.region is not None:
@@ -118,58 +159,30 @@ def read_selection(
         # decodes them for most rows anyway); the row copy pays for many columns.
         narrow, wide = narrow + wide, []
     ids = None if scan.ids is None else pa.array(sorted(set(scan.ids)), type=pa.int64())
-    nan_columns = _nan_columns(selection)
+    reads = [read for read in table._plan_reads(scan, ranges, None, None) if read.groups]
+    # Rows the index gave are a few records each: not worth a thread. Partitions
+    # read side by side decode their columns in one thread each (pyarrow's own
+    # threads on top cost ~10 % of a wide cone).
+    parallel = scan.ids is None and len(reads) > 1 and READ_THREADS > 1
 
-    def pieces() -> Iterator[pa.Table | _Picked]:
-        if ranges is None and _only_ids(selection, table.entry.key_column):
-            picked = _id_records(table, scan.ids or ())
-            if picked is not None:
-                yield from _limited(picked, most)
-                return
-        reads = [read for read in table._plan_reads(scan, ranges, None, None) if read.groups]
-        # Rows the index gave are a few records each: not worth a thread. Partitions
-        # read side by side decode their columns in one thread each (pyarrow's own
-        # threads on top cost ~10 % of a wide cone).
-        parallel = scan.ids is None and len(reads) > 1 and READ_THREADS > 1
+    def rows_of(read: _Read) -> pa.Table | _Picked | None:
+        rows = _partition_rows(
+            store, table, read, selection, narrow, wide, row_ranges, ids, most, not parallel
+        )
+        if isinstance(rows, pa.Table):  # the result's columns, here in the thread
+            return _output(rows, selection, schema, nan_columns)
+        return rows
 
-        def rows_of(read: _Read) -> pa.Table | _Picked | None:
-            rows = _partition_rows(
-                store, table, read, selection, narrow, wide, row_ranges, ids, most, not parallel
-            )
-            if isinstance(rows, pa.Table):  # the result's columns, here in the thread
-                return _output(rows, selection, schema, nan_columns)
-            return rows
-
-        left = most
-        for rows in _prefetched(rows_of, reads) if parallel else map(rows_of, reads):
-            if left is not None and left <= 0:
-                return
-            if rows is None:
-                continue
-            if left is not None:
-                rows = rows.slice(0, left)
-                left -= rows.num_rows
-            yield rows
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        # Partitions' rows in batches of at least BATCH_ROWS (one NaN pass, one
-        # conversion of row-copy records per batch).
-        waiting: list[pa.Table | _Picked] = []
-        rows = 0
-        for piece in found:
-            waiting.append(piece)
-            rows += piece.num_rows
-            if rows >= BATCH_ROWS:
-                yield from _assemble(waiting, selection, schema, nan_columns)
-                waiting, rows = [], 0
-        if waiting:
-            yield from _assemble(waiting, selection, schema, nan_columns)
-
-    found = pieces()
-    first = next(found, None)
-    if first is not None:
-        found = _chain(first, found)
-    return pa.RecordBatchReader.from_batches(schema, batches())
+    left = most
+    for rows in _prefetched(rows_of, reads) if parallel else map(rows_of, reads):
+        if left is not None and left <= 0:
+            return
+        if rows is None:
+            continue
+        if left is not None:
+            rows = rows.slice(0, left)
+            left -= rows.num_rows
+        yield rows
 
 
 @dataclass
@@ -320,20 +333,61 @@ def _region_rows(
     return mask
 
 
+class _PageCache:
+    """Whether point lookups find their pages in memory, as the last lookup tells.
+
+    Asking for every page of a lookup ahead (`dpzero.catalog._rows.ReadAhead`) makes a
+    cold lookup's ~40 reads go side by side, but costs ~1.5 µs a page when they are in
+    memory (~0.1 ms of a ~0.3 ms lookup). A lookup that waited for the disk is slower by
+    milliseconds: the next one reads ahead, and a fast one turns that off again.
+    """
+
+    SLOW_S = 0.0005
+
+    def __init__(self) -> None:
+        self.cold = False
+
+    def saw(self, seconds: float) -> None:
+        """A lookup took ``seconds``."""
+        self.cold = seconds > self.SLOW_S
+
+
+_PAGE_CACHE = _PageCache()
+
+
 def _id_records(table: _Table, ids: Iterable[int]) -> list[_Picked] | None:
-    """The row-copy records of ``ids``, partition by partition (None when a partition
-    has no row copy): an id list alone needs neither footers nor row groups."""
+    """The row-copy records of ``ids`` (None when a partition has no row copy): an id
+    list alone needs neither footers nor row groups. Records of partitions with the same
+    record type come as one piece (a dozen ids lie in a dozen partitions)."""
     index = table.index()
     if index is None:
         return None
-    found = []
-    for location in index.locate(ids):
-        part = table.by_pixel.get((location.norder, location.npix))
-        copy = None if part is None else table.row_copy(part)
+    started = time.perf_counter()
+    cold = _PAGE_CACHE.cold
+    parts, rows = index.find(ids, read_ahead=cold)
+    if not parts.size:
+        return []
+    copies = table.indexed_copies()
+    cuts = [0, *(np.flatnonzero(np.diff(parts)) + 1).tolist(), len(parts)]
+    runs = []
+    for start, end in itertools.pairwise(cuts):
+        copy = copies[parts[start]]
         if copy is None:
             return None
-        found.append(_Picked(copy, copy.pick(location.rows)))
-    return found
+        runs.append((copy, rows[start:end]))
+    if cold:  # every record's pages read side by side
+        for copy, at in runs:
+            listed = at.tolist()
+            copy.read_ahead.rows(listed, listed)
+    dtype = runs[0][0].dtype
+    if all(copy.dtype is dtype for copy, _ in runs):
+        picked = [
+            _Picked(runs[0][0], Records(dtype, np.concatenate([c.raw[at] for c, at in runs])))
+        ]
+    else:
+        picked = [_Picked(copy, copy.pick(at)) for copy, at in runs]
+    _PAGE_CACHE.saw(time.perf_counter() - started)
+    return picked
 
 
 def _limited(pieces: list[_Picked], most: int | None) -> Iterator[_Picked]:

@@ -24,7 +24,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dpzero.catalog._rows import load_mapped
+from dpzero.catalog._kernels import find_keys
+from dpzero.catalog._rows import ReadAhead, load_mapped
 from dpzero.errors import InvalidInputError
 
 __all__ = ["BUCKET_ROWS", "DuplicateKey", "Location", "ObjectIndex", "build_index"]
@@ -209,49 +210,67 @@ class ObjectIndex:
         self._keys = [load_mapped(_keys_file(path, b), scattered=True) for b in buckets]
         self._fences = [np.load(_fences_file(path, b)) for b in buckets]
         self._where = [load_mapped(_rows_file(path, b), scattered=True) for b in buckets]
+        self._read_ahead = [
+            (ReadAhead(k), ReadAhead(w)) for k, w in zip(self._keys, self._where, strict=True)
+        ]
 
-    def _few(self, bucket: int, wanted: np.ndarray) -> np.ndarray:
-        """Positions in bucket ``bucket`` holding ``wanted``, through the fences: the
-        window ``[(i - 1) * stride, j * stride]`` holds every copy of a key (a key equal
-        to a fence may also sit before it), one page of keys read per key."""
-        keys, fences = self._keys[bucket], self._fences[bucket]
-        lows = np.maximum(np.searchsorted(fences, wanted, side="left") - 1, 0) * FENCE_STRIDE
-        highs = np.searchsorted(fences, wanted, side="right") * FENCE_STRIDE + 1
-        first, last = [], []
-        for key, lo, hi in zip(wanted.tolist(), lows.tolist(), highs.tolist(), strict=True):
-            window = keys[lo:hi]
-            first.append(lo + int(window.searchsorted(key, side="left")))
-            last.append(lo + int(window.searchsorted(key, side="right")))
-        return _spans(np.asarray(first, dtype=np.int64), np.asarray(last, dtype=np.int64))
+    @property
+    def pixels(self) -> list[tuple[int, int]]:
+        """``(Norder, Npix)`` of each partition, in the order `find` numbers them."""
+        return self._pixels
+
+    def find(
+        self, ids: Iterable[int], *, read_ahead: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Partition (a position in `pixels`) and row of each row holding any of ``ids``
+        (unknown ids are ignored), ordered by partition and row.
+
+        With ``read_ahead`` the pages each step reads are asked for at once first (see
+        `dpzero.catalog._rows.ReadAhead`): worth it when the page cache is cold.
+        """
+        wanted = np.unique(np.fromiter(ids, dtype=np.int64))
+        buckets = len(self._keys)
+        which = _bucket(wanted, buckets) if buckets > 1 else None
+        hits = []
+        for b, keys in enumerate(self._keys):
+            mine = wanted if which is None else wanted[which == b]
+            if mine.size == 0 or keys.size == 0:
+                continue
+            keys_ahead, where_ahead = self._read_ahead[b]
+            if mine.size > _FEW_KEYS:
+                # Many keys (a join's ids): one vectorised search touches most pages anyway.
+                first = np.searchsorted(keys, mine, side="left")
+                last = np.searchsorted(keys, mine, side="right")
+            else:
+                fences = self._fences[b]
+                if read_ahead:  # the window of keys each key is searched in
+                    left = np.searchsorted(fences, mine, side="left")
+                    right = np.searchsorted(fences, mine, side="right")
+                    lows = np.maximum(left - 1, 0) * FENCE_STRIDE
+                    highs = np.minimum(right * FENCE_STRIDE, keys.size - 1)
+                    keys_ahead.rows(lows.tolist(), highs.tolist())
+                first, last = find_keys(keys, fences, FENCE_STRIDE, mine)
+            at = np.sort(_spans(first, last))
+            if at.size:
+                if read_ahead:
+                    listed = at.tolist()
+                    where_ahead.rows(listed, listed)
+                hits.append(self._where[b][at])
+        if not hits:
+            empty = np.empty(0, dtype=np.int64)
+            return empty, empty
+        found = hits[0] if len(hits) == 1 else np.concatenate(hits)
+        found = found[np.lexsort((found[:, 1], found[:, 0]))]
+        return found[:, 0].astype(np.int64), found[:, 1].astype(np.int64)
 
     def locate(self, ids: Iterable[int]) -> list[Location]:
         """Partitions and rows holding any of ``ids`` (unknown ids are ignored)."""
-        wanted = np.unique(np.fromiter((int(i) for i in ids), dtype=np.int64))
-        which = _bucket(wanted, len(self._keys))
-        hits = []
-        for b, keys in enumerate(self._keys):
-            mine = wanted[which == b]
-            if mine.size == 0 or keys.size == 0:
-                continue
-            if mine.size > _FEW_KEYS:
-                # Many keys (a join's ids): one vectorised search touches most pages anyway.
-                at = _spans(
-                    np.searchsorted(keys, mine, side="left"),
-                    np.searchsorted(keys, mine, side="right"),
-                )
-            else:
-                at = self._few(b, mine)
-            if at.size:
-                hits.append(np.asarray(self._where[b][np.sort(at)]))
-        if not hits:
+        parts, rows = self.find(ids)
+        if not parts.size:
             return []
-        found = np.concatenate(hits)
-        found = found[np.lexsort((found[:, 1], found[:, 0]))]
-        parts = found[:, 0].tolist()
-        rows = found[:, 1].astype(np.int64)
-        cuts = [0, *(np.flatnonzero(np.diff(found[:, 0])) + 1).tolist(), len(parts)]
+        cuts = [0, *(np.flatnonzero(np.diff(parts)) + 1).tolist(), len(parts)]
         out = []
         for start, end in itertools.pairwise(cuts):
-            norder, npix = self._pixels[parts[start]]
+            norder, npix = self._pixels[int(parts[start])]
             out.append(Location(int(norder), int(npix), rows[start:end]))
         return sorted(out, key=lambda loc: (loc.norder, loc.npix))

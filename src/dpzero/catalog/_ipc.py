@@ -4,11 +4,11 @@ Making a pyarrow array costs a few microseconds however short it is: a 12-row re
 of 137 columns spent ~1.5 ms building arrays one by one and a table of them. Arrow's IPC
 reader builds a whole batch in C++ from one message, a flatbuffer header (each
 column's length and null count, each buffer's place in the body) followed by the body.
-So the body is laid out here with a few numpy operations (all columns' validity bitmaps
-in one block, the values of each value type in one block), and the header is pyarrow's
-own for the schema, written once per schema with a 1-row batch, with its numbers
-overwritten: lengths, null counts, buffer places (the flatbuffer's layout depends on
-the schema only, never on the numbers in it).
+So the body is laid out in one compiled loop (`dpzero.catalog._kernels.ipc_message`),
+and the header is pyarrow's own for the schema, written once per schema with a 1-row
+batch, with its numbers overwritten there: lengths, null counts, buffer places (the
+flatbuffer's layout depends on the schema only, never on the numbers in it). This
+module finds where those numbers are.
 
 See the Arrow columnar format's "Serialization and Interprocess Communication"
 (encapsulated message: continuation marker, header size, header, body; buffers 8-byte
@@ -22,9 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.ipc
 
-__all__ = ["BatchHeader", "padded"]
+__all__ = ["BatchHeader"]
 
 # Field numbers of the flatbuffer tables (Message.fbs).
 _MESSAGE_HEADER = 2
@@ -32,11 +31,6 @@ _MESSAGE_BODY_LENGTH = 3
 _BATCH_LENGTH = 0
 _BATCH_NODES = 1
 _BATCH_BUFFERS = 2
-
-
-def padded(size: int | np.ndarray) -> int | np.ndarray:
-    """``size`` rounded up to a multiple of 8 (every IPC buffer starts 8-byte aligned)."""
-    return (size + 7) // 8 * 8
 
 
 def _field(buf: bytes, table: int, number: int) -> int:
@@ -76,11 +70,12 @@ class BatchHeader:
     schema
         The batches' schema.
     template
-        The encapsulated header (continuation marker, size, flatbuffer, padding).
+        The encapsulated header (continuation marker, size, flatbuffer, padding), as
+        bytes of numpy for `dpzero.catalog._kernels.ipc_message`.
     """
 
     schema: pa.Schema
-    template: bytes
+    template: np.ndarray
     body_length_at: int
     length_at: int
     nodes_at: int
@@ -109,45 +104,9 @@ class BatchHeader:
             return None  # not the layout this module writes (a future format change)
         return cls(
             schema=schema,
-            template=head,
+            template=np.frombuffer(head, dtype=np.uint8),
             body_length_at=_field(head, root, _MESSAGE_BODY_LENGTH),
             length_at=_field(head, batch, _BATCH_LENGTH),
             nodes_at=nodes + 4,
             buffers_at=buffers + 4,
         )
-
-    def message(self, body_length: int) -> tuple[np.ndarray, np.ndarray]:
-        """A message of a body of ``body_length`` bytes: (the whole message, its body)."""
-        whole = np.zeros(len(self.template) + body_length, dtype=np.uint8)
-        whole[: len(self.template)] = np.frombuffer(self.template, dtype=np.uint8)
-        return whole, whole[len(self.template) :]
-
-    def batch(
-        self,
-        whole: np.ndarray,
-        rows: int,
-        nodes: np.ndarray,
-        buffers: np.ndarray,
-    ) -> pa.RecordBatch:
-        """The batch of a message `message` gave whose body is written.
-
-        Parameters
-        ----------
-        whole
-            The message.
-        rows
-            The batch's length.
-        nodes
-            ``(length, null count)`` of each column, int64, shape (columns, 2).
-        buffers
-            ``(offset in the body, length)`` of each buffer in schema order, int64.
-        """
-        head = whole[: len(self.template)]
-        head[self.length_at : self.length_at + 8].view("<i8")[0] = rows
-        body = len(whole) - len(self.template)
-        head[self.body_length_at : self.body_length_at + 8].view("<i8")[0] = body
-        end = self.nodes_at + 16 * len(nodes)
-        head[self.nodes_at : end].view("<i8")[:] = nodes.reshape(-1)
-        end = self.buffers_at + 16 * len(buffers)
-        head[self.buffers_at : end].view("<i8")[:] = buffers.reshape(-1)
-        return pyarrow.ipc.read_record_batch(pa.py_buffer(whole), self.schema)

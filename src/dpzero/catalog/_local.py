@@ -203,6 +203,7 @@ class _Table:
         self._collection = entry.collection_dir(store)
         self._has_rows = (self._collection / ROWS_DIR).is_dir()
         self._rows: dict[tuple[int, int], RowCopy] = {}
+        self._indexed_copies: list[RowCopy | None] | None = None
         self._result_schemas: dict[tuple[tuple[str, str, bool], ...], pa.Schema] = {}
 
     def row_copy(self, part: _Partition) -> RowCopy | None:
@@ -221,6 +222,16 @@ class _Table:
                     return None
                 self._rows[key] = copy
             return self._rows[key]
+
+    def indexed_copies(self) -> list[RowCopy | None]:
+        """The row copy of each partition the objectId index numbers (`ObjectIndex.pixels`),
+        None where a partition has none; kept (an id lookup's rows come from a dozen)."""
+        if self._indexed_copies is None:
+            index = self.index()
+            pixels = [] if index is None else index.pixels
+            parts = [self.by_pixel.get(pixel) for pixel in pixels]
+            self._indexed_copies = [None if p is None else self.row_copy(p) for p in parts]
+        return self._indexed_copies
 
     @property
     def schema(self) -> pa.Schema:
@@ -447,6 +458,17 @@ class LocalCatalogStore(CatalogStore):
         if t.metadata is None:
             t.metadata = self._read_metadata(entry, t)
         return t.metadata
+
+    def all_table_metadata(self) -> list[TableMetadata]:
+        """`table_metadata` of every table (the store's manifest checked once)."""
+        self._refresh()
+        found = []
+        for key in sorted(self._manifest.tables):
+            t = self._tables[key]
+            if t.metadata is None:
+                t.metadata = self._read_metadata(self._manifest.entry(*key), t)
+            found.append(t.metadata)
+        return found
 
     @staticmethod
     def _read_metadata(entry: TableEntry, t: _Table) -> TableMetadata:

@@ -213,6 +213,11 @@ class CatalogStore(ABC):
             If the store holds no such table.
         """
 
+    def all_table_metadata(self) -> list[TableMetadata]:
+        """`table_metadata` of every table, by database and table name (every query
+        asks, to resolve its names: a store may answer it more cheaply)."""
+        return [self.table_metadata(db, t) for db in self.databases() for t in self.tables(db)]
+
     @abstractmethod
     def query(self, query: str | QueryPlan | PartitionedPlan) -> pa.Table:
         """Run DuckDB SQL (tables as ``<database>.<table>``) or a plan; return its rows.
