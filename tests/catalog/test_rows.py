@@ -79,7 +79,7 @@ def test_batches_of_any_length_equal_pyarrow_arrays(tmp_path: Path, count: int) 
     rows = np.sort(rng.choice(n, count, replace=False))
     names = ["f64", "text", "i8", "flag", "u64", "big", "f16", "i32", "f32"]  # not in file order
     schema = pa.schema([table.schema.field(name).with_name(f"out_{name}") for name in names])
-    batch = copy.batch([copy.pick(rows)], names, schema, {"f64", "f32", "i8"})
+    batch = copy.batch([copy.pick(rows)], tuple(names), schema, frozenset({"f64", "f32", "i8"}))
     batch.validate(full=True)
     assert batch.schema == schema
     want = table.take(pa.array(rows, type=pa.int64()))

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pyarrow as pa
@@ -35,7 +35,7 @@ from dpzero.catalog._selection import (
 )
 
 if TYPE_CHECKING:
-    from dpzero.catalog._local import LocalCatalogStore, _Partition, _Read, _Table
+    from dpzero.catalog._local import LocalCatalogStore, ResultLayout, _Partition, _Read, _Table
 
 __all__ = ["read_selection"]
 
@@ -48,6 +48,8 @@ BATCH_ROWS = 65_536
 CHUNK_COST_BYTES = 200_000
 # Returned columns read with the WHERE columns rather than afterwards.
 FEW_COLUMNS = 8
+# Up to this many ids, records are copied one by one from their row copies.
+_FEW_IDS = 64
 # Partitions read at once (Parquet decoding and numpy's large operations release the GIL).
 READ_THREADS = min(2, os.cpu_count() or 1)
 
@@ -98,9 +100,9 @@ def read_selection(
     reader is consumed. At most ``limit`` rows (and the query's TOP).
     """
     table = store._table(selection.scan.table)
-    schema = table.result_schema(selection.outputs)
+    result = table.result_layout(selection.outputs, _finite_columns(selection))
+    schema, nan_columns = result.schema, result.nan_as_null
     most = selection.limit(limit)
-    nan_columns = _nan_columns(selection)
     found: Iterator[pa.Table | _Picked] | None = None
     if selection.scan.region is None and _only_ids(selection, table.entry.key_column):
         # An id list alone: the index gives the rows, the row copies give them whole.
@@ -122,10 +124,10 @@ def read_selection(
             waiting.append(piece)
             rows += piece.num_rows
             if rows >= BATCH_ROWS:
-                yield from _assemble(waiting, selection, schema, nan_columns)
+                yield from _assemble(waiting, result)
                 waiting, rows = [], 0
         if waiting:
-            yield from _assemble(waiting, selection, schema, nan_columns)
+            yield from _assemble(waiting, result)
 
     return pa.RecordBatchReader.from_batches(schema, batches())
 
@@ -136,7 +138,7 @@ def _read_partitions(
     selection: Selection,
     schema: pa.Schema,
     most: int | None,
-    nan_columns: set[str],
+    nan_columns: frozenset[str],
 ) -> Iterator[pa.Table | _Picked]:
     """The selection's rows partition by partition, read from Parquet column chunks or
     row copies (several partitions at once)."""
@@ -202,32 +204,31 @@ class _Picked:
         return _Picked(self.copy, self.records[offset : offset + length])
 
 
-def _nan_columns(selection: Selection) -> set[str]:
-    """Stored columns whose NaN the result shows as NULL. The columns of a region test
-    are left out: every row it keeps has a number there (NaN fails it)."""
-    finite = {
-        c for t in selection.tests if isinstance(t, ConeTest | ConvexPolygonTest) for c in t.columns
-    }
-    return {stored for _, stored, nan in selection.outputs if nan and stored not in finite}
+def _finite_columns(selection: Selection) -> frozenset[str]:
+    """Columns of the selection's region tests: every row they keep has a number there
+    (NaN fails them), so their NaN needs no NULL."""
+    tests = selection.tests
+    if not tests or all(isinstance(t, InTest) for t in tests):
+        return frozenset()
+    return frozenset(
+        c for t in tests if isinstance(t, ConeTest | ConvexPolygonTest) for c in t.columns
+    )
 
 
-def _assemble(
-    pieces: list[pa.Table | _Picked],
-    selection: Selection,
-    schema: pa.Schema,
-    nan_as_null: set[str],
-) -> list[pa.RecordBatch]:
+def _assemble(pieces: list[pa.Table | _Picked], result: ResultLayout) -> list[pa.RecordBatch]:
     """The result's rows of ``pieces``, in order: Parquet pieces come as results already
     (`_output`, in the reading threads); each run of row-copy records is converted at
-    once, columns renamed and NaN as NULL in the columns ``nan_as_null`` names."""
+    once, columns renamed and NaN as NULL where the result says."""
     batches: list[pa.RecordBatch] = []
     for picked, run in itertools.groupby(pieces, key=lambda piece: isinstance(piece, _Picked)):
         if not picked:
             batches += pa.concat_tables(run).to_batches()
             continue
         rows: list[_Picked] = list(run)  # type: ignore[arg-type]
-        stored = [stored for _, stored, _ in selection.outputs]
-        batches.append(rows[0].copy.batch([p.records for p in rows], stored, schema, nan_as_null))
+        records = [p.records for p in rows]
+        batches.append(
+            rows[0].copy.batch(records, result.stored, result.schema, result.nan_as_null)
+        )
     return batches
 
 
@@ -357,8 +358,7 @@ _PAGE_CACHE = _PageCache()
 
 def _id_records(table: _Table, ids: Iterable[int]) -> list[_Picked] | None:
     """The row-copy records of ``ids`` (None when a partition has no row copy): an id
-    list alone needs neither footers nor row groups. Records of partitions with the same
-    record type come as one piece (a dozen ids lie in a dozen partitions)."""
+    list alone needs neither footers nor row groups."""
     index = table.index()
     if index is None:
         return None
@@ -368,24 +368,28 @@ def _id_records(table: _Table, ids: Iterable[int]) -> list[_Picked] | None:
     if not parts.size:
         return []
     copies = table.indexed_copies()
-    cuts = [0, *(np.flatnonzero(np.diff(parts)) + 1).tolist(), len(parts)]
-    runs = []
-    for start, end in itertools.pairwise(cuts):
-        copy = copies[parts[start]]
-        if copy is None:
-            return None
-        runs.append((copy, rows[start:end]))
+    held = [copies[part] for part in parts.tolist()]  # each record's row copy
+    if any(copy is None for copy in held):
+        return None
+    found = cast(list[RowCopy], held)
+    listed = rows.tolist()
     if cold:  # every record's pages read side by side
-        for copy, at in runs:
-            listed = at.tolist()
-            copy.read_ahead.rows(listed, listed)
-    dtype = runs[0][0].dtype
-    if all(copy.dtype is dtype for copy, _ in runs):
-        picked = [
-            _Picked(runs[0][0], Records(dtype, np.concatenate([c.raw[at] for c, at in runs])))
-        ]
+        for copy, row in zip(found, listed, strict=True):
+            copy.read_ahead.rows([row], [row])
+    dtype = found[0].dtype
+    if len(found) <= _FEW_IDS and all(copy.dtype is dtype for copy in found):
+        # A dozen ids lie in a dozen partitions: copied record by record into one piece
+        # (a fancy index per partition and a join of them cost three times as much).
+        out = np.empty((len(found), dtype.itemsize), dtype=np.uint8)
+        for i, (copy, row) in enumerate(zip(found, listed, strict=True)):
+            out[i] = copy.raw[row]
+        picked = [_Picked(found[0], Records(dtype, out))]
     else:
-        picked = [_Picked(copy, copy.pick(at)) for copy, at in runs]
+        cuts = [0, *(np.flatnonzero(np.diff(parts)) + 1).tolist(), len(parts)]
+        picked = [
+            _Picked(found[start], found[start].pick(rows[start:end]))
+            for start, end in itertools.pairwise(cuts)
+        ]
     _PAGE_CACHE.saw(time.perf_counter() - started)
     return picked
 

@@ -23,6 +23,7 @@ __all__ = [
     "VALUES",
     "find_keys",
     "ipc_message",
+    "key_windows",
 ]
 
 # How a column's record bytes become Arrow buffers (`ipc_message`'s ``kinds``).
@@ -196,20 +197,37 @@ def ipc_message(
 
 
 @numba.njit(cache=True, nogil=True)
-def find_keys(
-    keys: np.ndarray, fences: np.ndarray, stride: int, wanted: np.ndarray
+def key_windows(
+    fences: np.ndarray, stride: int, size: int, wanted: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """First and last-plus-one position of each of ``wanted`` in the sorted ``keys``,
-    searching only the window its ``fences`` (every ``stride``-th key) give: one page of
-    keys read per key (the window ``[(i - 1) * stride, j * stride]`` holds every copy of
-    a key; a key equal to a fence may also sit before it)."""
+    """The window ``[low, high)`` of sorted keys (``size`` of them) holding every copy of
+    each of ``wanted``, from their ``fences`` (every ``stride``-th key): ``[(i - 1) *
+    stride, j * stride]`` with i fences below the key and j not above it (a key equal to
+    a fence may also sit before it). One page of keys per key."""
+    low = np.empty(wanted.size, dtype=np.int64)
+    high = np.empty(wanted.size, dtype=np.int64)
+    for i in range(wanted.size):
+        key = wanted[i]
+        low[i] = max(np.searchsorted(fences, key, side="left") - 1, 0) * stride
+        high[i] = min(np.searchsorted(fences, key, side="right") * stride + 1, size)
+    return low, high
+
+
+@numba.njit(cache=True, nogil=True)
+def find_keys(keys: np.ndarray, fences: np.ndarray, stride: int, wanted: np.ndarray) -> np.ndarray:
+    """Every position of each of ``wanted`` in the sorted ``keys`` (in the order of
+    ``wanted``, a key's copies in order), searching only the window `key_windows` gives."""
+    low, high = key_windows(fences, stride, keys.size, wanted)
     first = np.empty(wanted.size, dtype=np.int64)
     last = np.empty(wanted.size, dtype=np.int64)
     for i in range(wanted.size):
-        key = wanted[i]
-        low = max(np.searchsorted(fences, key, side="left") - 1, 0) * stride
-        high = min(np.searchsorted(fences, key, side="right") * stride + 1, keys.size)
-        window = keys[low:high]
-        first[i] = low + np.searchsorted(window, key, side="left")
-        last[i] = low + np.searchsorted(window, key, side="right")
-    return first, last
+        window = keys[low[i] : high[i]]
+        first[i] = low[i] + np.searchsorted(window, wanted[i], side="left")
+        last[i] = low[i] + np.searchsorted(window, wanted[i], side="right")
+    found = np.empty((last - first).sum(), dtype=np.int64)
+    at = 0
+    for i in range(wanted.size):
+        for position in range(first[i], last[i]):
+            found[at] = position
+            at += 1
+    return found

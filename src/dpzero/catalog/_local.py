@@ -163,6 +163,15 @@ class _Partition:
 _HANDLES = _Handles()
 
 
+class ResultLayout(NamedTuple):
+    """A selection's result: its schema, the stored column of each result column, and
+    the stored columns whose NaN the result shows as NULL."""
+
+    schema: pa.Schema
+    stored: tuple[str, ...]
+    nan_as_null: frozenset[str]
+
+
 class _Read(NamedTuple):
     """What to read of one partition: its row groups (and file), or exact rows."""
 
@@ -204,7 +213,9 @@ class _Table:
         self._has_rows = (self._collection / ROWS_DIR).is_dir()
         self._rows: dict[tuple[int, int], RowCopy] = {}
         self._indexed_copies: list[RowCopy | None] | None = None
-        self._result_schemas: dict[tuple[tuple[str, str, bool], ...], pa.Schema] = {}
+        self._result_layouts: dict[
+            tuple[tuple[tuple[str, str, bool], ...], frozenset[str]], ResultLayout
+        ] = {}
 
     def row_copy(self, part: _Partition) -> RowCopy | None:
         """The partition's row-major copy (`dpzero.catalog._rows`), if ingest wrote one."""
@@ -245,16 +256,27 @@ class _Table:
         """Arrow type of each column (a schema's field lookup by name is a linear search)."""
         return {field.name: field.type for field in self.schema}
 
-    def result_schema(self, outputs: tuple[tuple[str, str, bool], ...]) -> pa.Schema:
-        """The schema of a selection's rows: ``(result name, stored column, _)`` each
-        (kept: building 137 fields costs more than an id lookup's reading)."""
-        schema = self._result_schemas.get(outputs)
-        if schema is None:
-            schema = pa.schema([pa.field(out, self.types[stored]) for out, stored, _ in outputs])
-            if len(self._result_schemas) >= 64:
-                self._result_schemas.clear()
-            self._result_schemas[outputs] = schema
-        return schema
+    def result_layout(
+        self, outputs: tuple[tuple[str, str, bool], ...], finite: frozenset[str]
+    ) -> ResultLayout:
+        """What a selection's rows look like: ``outputs`` are ``(result name, stored
+        column, NaN as NULL)`` each; NaN stays a value in the columns ``finite`` names
+        (a region test keeps no NaN there). Kept: building 137 fields costs more than an
+        id lookup's reading."""
+        key = (outputs, finite)
+        layout = self._result_layouts.get(key)
+        if layout is None:
+            layout = ResultLayout(
+                schema=pa.schema([pa.field(out, self.types[stored]) for out, stored, _ in outputs]),
+                stored=tuple(stored for _, stored, _ in outputs),
+                nan_as_null=frozenset(
+                    stored for _, stored, nan in outputs if nan and stored not in finite
+                ),
+            )
+            if len(self._result_layouts) >= 64:
+                self._result_layouts.clear()
+            self._result_layouts[key] = layout
+        return layout
 
     def index(self) -> ObjectIndex | None:
         """The objectId index, or None."""

@@ -8,8 +8,9 @@ rows, in the same order, as a numpy structured array (``.npy``: one fixed-width 
 per row, strings padded to the partition's longest with their length beside them, a
 validity bitmap per record).
 Memory-mapped, the rows a query keeps are one fancy index away, and they become Arrow
-as one IPC message laid out with numpy (`dpzero.catalog._ipc`): ~0.3 ms for 12 rows of
-137 columns from 12 partitions, where building the arrays one by one cost ~1.5 ms. The
+as one IPC message laid out by a compiled loop (`dpzero.catalog._kernels`): ~50 µs for
+12 rows of 137 columns from 12 partitions, pyarrow's reading of the message included,
+where building the arrays one by one cost ~1.5 ms (and numpy's vectorised calls ~0.15 ms). The
 Parquet files stay the store's content; these copies are only read for the columns a
 selection returns.
 
@@ -218,26 +219,25 @@ class RowCopy:
     def batch(
         self,
         picked: list[Records],
-        names: list[str],
+        names: tuple[str, ...],
         schema: pa.Schema,
-        nan_as_null: Container[str] = (),
+        nan_as_null: frozenset[str] = frozenset(),
     ) -> pa.RecordBatch:
         """Columns ``names`` of records `pick` gave, from any partitions of the table, in
         order, as a batch of ``schema`` (their names in the result, their types);
         converted at once for all (a query's rows often come from a dozen partitions).
         Floating-point columns named in ``nan_as_null`` come back with NaN as NULL."""
         records = _concatenated(picked)
-        nan = frozenset(name for name in names if name in nan_as_null)
         # Shared by every partition of a table (the layout follows from the record type,
         # the columns and the result schema), by the schema's identity: hashing a wide
         # schema costs ~150 µs; the layout holds the schema, so its id is not reused
         # while the layout is kept.
-        key = (records.dtype, tuple(names), id(schema), nan)
+        key = (records.dtype, names, id(schema), nan_as_null)
         layout = _LAYOUTS.get(key)
         if layout is None or layout.header.schema is not schema:
             if len(_LAYOUTS) >= _KEPT_LAYOUTS:
                 _LAYOUTS.clear()
-            layout = _BatchLayout.of(records.dtype, self._fields, names, schema, nan)
+            layout = _BatchLayout.of(records.dtype, self._fields, names, schema, nan_as_null)
             _LAYOUTS[key] = layout
         return layout.batch(records.rows)
 
@@ -255,7 +255,8 @@ class RowCopy:
                 _COLUMN_SCHEMAS.clear()
             kept = (self.schema, pa.schema([self.schema.field(name) for name in names]))
             _COLUMN_SCHEMAS[key] = kept
-        batch = self.batch(picked, names, kept[1], nan_as_null)
+        nan = frozenset(name for name in names if name in nan_as_null)
+        batch = self.batch(picked, key[1], kept[1], nan)
         return dict(zip(names, batch.columns, strict=True))
 
 
