@@ -1,13 +1,16 @@
 """The director index: objectId → (partition, row) of a table.
 
 Hash-bucketed so building it sorts one bucket at a time and memory stays bounded
-whatever the table's size (about `BUCKET_ROWS` rows × 24 bytes). Each bucket is two
-numpy files read memory-mapped: its keys, sorted, and beside each key the partition
-(its position in the index's partition list) and the row within it. A lookup is a
-binary search in the one page of keys the in-memory fences point at (a compiled loop,
-`dpzero.catalog._kernels.find_keys`: a numpy search per key cost ~5 µs a key) and hands
-the exact rows to the reader, which takes them from the row copy
-(`dpzero.catalog._rows`) or the row groups holding them, without reading any key column.
+whatever the table's size (about `BUCKET_ROWS` rows × 24 bytes). Each bucket is one
+file of entries (key, partition — its position in the index's partition list — and the
+row within it), sorted by key, 256 to a 4 kB page and starting on a page, read
+memory-mapped; the first key of each page (its fence) is kept in memory. A lookup is a
+binary search in the one page the fences point at (a compiled loop,
+`dpzero.catalog._kernels.find_keys`: a numpy search per key cost ~5 µs a key), which
+holds the partition and row too, and hands the exact rows to the reader, which takes
+them from the row copy (`dpzero.catalog._rows`) or the row groups holding them, without
+reading any key column. On a cold page cache a key costs one page read, then its record
+one or two (format 2 had keys and rows in two files, 512 keys a fence: three pages).
 Before, the buckets were Parquet files keyed to row groups: 12 ids decoded 12 index row
 groups and 12 key-column chunks (≈ 15 ms on the medium survey; now ≈ 0.05 ms).
 """
@@ -32,14 +35,18 @@ from dpzero.errors import InvalidInputError
 __all__ = ["BUCKET_ROWS", "DuplicateKey", "Location", "ObjectIndex", "build_index"]
 
 BUCKET_ROWS = 8_000_000
-# Every FENCE_STRIDE-th key is kept in memory: a lookup then reads one 4 kB page of keys
-# (512 of 8 bytes) instead of binary-searching ~13 pages of a file not yet in memory.
-FENCE_STRIDE = 512
+# An entry: the key, then where its row is.
+_ENTRY = np.dtype([("key", "<i8"), ("partition", "<i4"), ("row", "<i4")])
+_PAGE_BYTES = 4096
+# The first key of each page is kept in memory: a lookup then reads one 4 kB page
+# instead of binary-searching ~13 pages of a file not yet in memory.
+FENCE_STRIDE = _PAGE_BYTES // _ENTRY.itemsize
 # Up to this many keys a bucket is searched key by key through its fences.
 _FEW_KEYS = 64
 _META = "index.json"
-# Version 1 was Parquet buckets pointing at row groups: such a store must be re-ingested.
-_FORMAT = 2
+# Version 1 was Parquet buckets pointing at row groups, version 2 keys and rows in two
+# .npy files: such a store must be re-ingested.
+_FORMAT = 3
 
 _SHARD_SCHEMA = pa.schema([("key", pa.int64()), ("partition", pa.int32()), ("row", pa.int32())])
 
@@ -57,12 +64,9 @@ def _bucket(keys: np.ndarray, buckets: int) -> np.ndarray:
     return ((mixed >> np.uint64(33)) % np.uint64(buckets)).astype(np.int64)
 
 
-def _keys_file(folder: Path, bucket: int) -> Path:
-    return folder / f"bucket-{bucket:05d}-keys.npy"
-
-
-def _rows_file(folder: Path, bucket: int) -> Path:
-    return folder / f"bucket-{bucket:05d}-rows.npy"
+def _entries_file(folder: Path, bucket: int) -> Path:
+    # Raw entries, no header: the first entry starts the file's first page.
+    return folder / f"bucket-{bucket:05d}-entries.bin"
 
 
 def _fences_file(folder: Path, bucket: int) -> Path:
@@ -146,13 +150,12 @@ def build_index(
             if dup.size:
                 shutil.rmtree(shards)
                 return DuplicateKey(int(key[dup[0]]))
-        where = np.stack(
-            [table.column("partition").to_numpy()[order], table.column("row").to_numpy()[order]],
-            axis=1,
-        )
-        np.save(_keys_file(out, b), key, allow_pickle=False)
+        entries = np.empty(key.size, dtype=_ENTRY)
+        entries["key"] = key
+        entries["partition"] = table.column("partition").to_numpy()[order]
+        entries["row"] = table.column("row").to_numpy()[order]
+        entries.tofile(_entries_file(out, b))
         np.save(_fences_file(out, b), key[::FENCE_STRIDE].copy(), allow_pickle=False)
-        np.save(_rows_file(out, b), where.astype(np.int32), allow_pickle=False)
         total += key.size
     shutil.rmtree(shards)
     meta = {
@@ -208,12 +211,10 @@ class ObjectIndex:
         self.key_column: str = meta["key"]
         self._pixels = [tuple(p) for p in meta["partitions"]]
         buckets = range(int(meta["buckets"]))
-        self._keys = [load_mapped(_keys_file(path, b), scattered=True) for b in buckets]
+        self._entries = [load_mapped(_entries_file(path, b), raw=_ENTRY) for b in buckets]
+        self._keys = [entries["key"] for entries in self._entries]
         self._fences = [np.load(_fences_file(path, b)) for b in buckets]
-        self._where = [load_mapped(_rows_file(path, b), scattered=True) for b in buckets]
-        self._read_ahead = [
-            (ReadAhead(k), ReadAhead(w)) for k, w in zip(self._keys, self._where, strict=True)
-        ]
+        self._read_ahead = [ReadAhead(entries) for entries in self._entries]
 
     @property
     def pixels(self) -> list[tuple[int, int]]:
@@ -237,7 +238,6 @@ class ObjectIndex:
             mine = wanted if which is None else wanted[which == b]
             if mine.size == 0 or keys.size == 0:
                 continue
-            keys_ahead, where_ahead = self._read_ahead[b]
             if mine.size > _FEW_KEYS:
                 # Many keys (a join's ids): one vectorised search touches most pages anyway.
                 first = np.searchsorted(keys, mine, side="left")
@@ -245,22 +245,19 @@ class ObjectIndex:
                 at = _spans(first, last)
             else:
                 fences = self._fences[b]
-                if read_ahead:  # the window of keys each key is searched in
+                if read_ahead:  # the page (or two) each key is searched in
                     low, high = key_windows(fences, FENCE_STRIDE, keys.size, mine)
-                    keys_ahead.rows(low.tolist(), (high - 1).tolist())
+                    self._read_ahead[b].rows(low.tolist(), np.maximum(high - 1, low).tolist())
                 at = find_keys(keys, fences, FENCE_STRIDE, mine)
             if at.size:
-                at.sort()  # pages of row numbers in file order
-                if read_ahead:
-                    listed = at.tolist()
-                    where_ahead.rows(listed, listed)
-                hits.append(self._where[b][at])
+                hits.append(self._entries[b][np.sort(at)])
         if not hits:
             empty = np.empty(0, dtype=np.int64)
             return empty, empty
         found = hits[0] if len(hits) == 1 else np.concatenate(hits)
-        found = found[np.lexsort((found[:, 1], found[:, 0]))]
-        return found[:, 0].astype(np.int64), found[:, 1].astype(np.int64)
+        parts, rows = found["partition"].astype(np.int64), found["row"].astype(np.int64)
+        order = np.lexsort((rows, parts))
+        return parts[order], rows[order]
 
     def locate(self, ids: Iterable[int]) -> list[Location]:
         """Partitions and rows holding any of ``ids`` (unknown ids are ignored)."""

@@ -202,14 +202,15 @@ def key_windows(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The window ``[low, high)`` of sorted keys (``size`` of them) holding every copy of
     each of ``wanted``, from their ``fences`` (every ``stride``-th key): ``[(i - 1) *
-    stride, j * stride]`` with i fences below the key and j not above it (a key equal to
-    a fence may also sit before it). One page of keys per key."""
+    stride, j * stride)`` with i fences below the key and j not above it. Key j * stride
+    is a fence above the key (not read); a key equal to a fence may also sit before it.
+    One page of keys per key when a page holds ``stride`` keys."""
     low = np.empty(wanted.size, dtype=np.int64)
     high = np.empty(wanted.size, dtype=np.int64)
     for i in range(wanted.size):
         key = wanted[i]
         low[i] = max(np.searchsorted(fences, key, side="left") - 1, 0) * stride
-        high[i] = min(np.searchsorted(fences, key, side="right") * stride + 1, size)
+        high[i] = min(np.searchsorted(fences, key, side="right") * stride, size)
     return low, high
 
 

@@ -52,16 +52,24 @@ _FEW_ROWS = 16
 _RUN_GAP_ROWS = 64
 
 
-def load_mapped(path: Path, *, scattered: bool = False) -> np.ndarray:
-    """A ``.npy`` file of the store, memory-mapped, as a plain array.
+def load_mapped(path: Path, *, scattered: bool = False, raw: np.dtype | None = None) -> np.ndarray:
+    """A ``.npy`` file of the store (or, with ``raw``, a file of records of that type
+    and nothing else), memory-mapped, as a plain array.
 
-    With ``scattered`` the kernel is told reads are random: a fault then reads its page,
-    not the read-ahead window around it (an index lookup touches one page of megabytes
-    of keys).
+    With ``scattered`` (always with ``raw``) the kernel is told reads are random: a fault
+    then reads its page, not the read-ahead window around it (an index lookup touches
+    one page of megabytes of keys).
     """
-    # A wide table's record type is a long header (DP0.2's Object: ~30 kB); the file is
-    # the store's own, not a foreign upload, so numpy's 10 kB guard is lifted.
-    array = np.load(path, mmap_mode="r", allow_pickle=False, max_header_size=_MAX_HEADER)
+    if raw is not None:
+        count = path.stat().st_size // raw.itemsize
+        if count == 0:  # numpy cannot map an empty file
+            return np.empty(0, dtype=raw)
+        array = np.memmap(path, dtype=raw, mode="r", shape=(count,))
+        scattered = True
+    else:
+        # A wide table's record type is a long header (DP0.2's Object: ~30 kB); the file
+        # is the store's own, not a foreign upload, so numpy's 10 kB guard is lifted.
+        array = np.load(path, mmap_mode="r", allow_pickle=False, max_header_size=_MAX_HEADER)
     mapped = getattr(array, "_mmap", None)
     if scattered and mapped is not None and hasattr(mmap, "MADV_RANDOM"):
         mapped.madvise(mmap.MADV_RANDOM)
