@@ -140,8 +140,19 @@ def test_queries_read_the_same_rows_with_and_without_copies(tmp_path: Path, tiny
 
 
 def test_open_all_maps_every_partition_before_any_query(tiny_store) -> None:
+    from dpzero.catalog import _kernels
+
     store = open_store(tiny_store)
     store.open_all()
+    # The compiled loops are ready for the argument types a lookup gives them.
+    kernels = (_kernels.find_keys, _kernels.ipc_message)
+    versions = [len(kernel.signatures) for kernel in kernels]
+    assert all(versions)
+    ids = pq.read_table(next((tiny_store / DB).glob("object@*/object/dataset/*/*/*.parquet")))
+    listed = ", ".join(str(i) for i in ids.column("objectId").to_pylist()[:12])
+    got = store.query_adql(f"SELECT * FROM {DB}.object WHERE objectId IN ({listed})")
+    assert got.num_rows == 12
+    assert [len(kernel.signatures) for kernel in kernels] == versions
     for table in store._tables.values():
         assert table.partitions
         assert all(part.meta is not None for part in table.partitions)

@@ -24,6 +24,7 @@ __all__ = [
     "find_keys",
     "ipc_message",
     "key_windows",
+    "warm_up",
 ]
 
 # How a column's record bytes become Arrow buffers (`ipc_message`'s ``kinds``).
@@ -232,3 +233,20 @@ def find_keys(keys: np.ndarray, fences: np.ndarray, stride: int, wanted: np.ndar
             found[at] = position
             at += 1
     return found
+
+
+def warm_up() -> None:
+    """Load (or compile, the first time) each loop for the argument types queries give
+    it: ~0.3 s from the disk cache, ~2 s to compile, otherwise paid by a server's first
+    id lookup. Numba keeps one machine-code version per argument types (read-only or
+    not, contiguous or strided), so these are the ones the store passes."""
+    entries = np.zeros(4, dtype=[("key", "<i8"), ("partition", "<i4"), ("row", "<i4")])
+    entries.flags.writeable = False  # the index is mapped read-only
+    keys = entries["key"]  # strided: a field of the entries
+    fences = np.zeros(1, dtype=np.int64)
+    wanted = np.zeros(1, dtype=np.int64)
+    key_windows(fences, 4, keys.size, wanted)
+    find_keys(keys, fences, 4, wanted)
+    template = np.frombuffer(bytes(64), dtype=np.uint8)  # a header: read-only bytes
+    at = np.zeros(4, dtype=np.int64)
+    ipc_message(np.zeros((0, 8), dtype=np.uint8), template, at, 0, np.zeros((0, 6), np.int64))
