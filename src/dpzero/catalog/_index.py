@@ -48,7 +48,8 @@ _META = "index.json"
 # .npy files: such a store must be re-ingested.
 _FORMAT = 3
 
-_SHARD_SCHEMA = pa.schema([("key", pa.int64()), ("partition", pa.int32()), ("row", pa.int32())])
+# The entries before sorting, as Parquet shards of each bucket.
+_SHARD_SCHEMA = pa.schema([(name, pa.from_numpy_dtype(_ENTRY[name])) for name in _ENTRY.names])
 
 
 @dataclass(frozen=True)

@@ -72,14 +72,14 @@ class BatchHeader:
     template
         The encapsulated header (continuation marker, size, flatbuffer, padding), as
         bytes of numpy for `dpzero.catalog._kernels.ipc_message`.
+    numbers_at
+        Where in the template the batch's numbers go (int64): its length, the body's
+        length, the first node's, the first buffer's.
     """
 
     schema: pa.Schema
     template: np.ndarray
-    body_length_at: int
-    length_at: int
-    nodes_at: int
-    buffers_at: int
+    numbers_at: np.ndarray
 
     @classmethod
     def of(cls, schema: pa.Schema) -> BatchHeader | None:
@@ -105,8 +105,13 @@ class BatchHeader:
         return cls(
             schema=schema,
             template=np.frombuffer(head, dtype=np.uint8),
-            body_length_at=_field(head, root, _MESSAGE_BODY_LENGTH),
-            length_at=_field(head, batch, _BATCH_LENGTH),
-            nodes_at=nodes + 4,
-            buffers_at=buffers + 4,
+            numbers_at=np.asarray(
+                [
+                    _field(head, batch, _BATCH_LENGTH),
+                    _field(head, root, _MESSAGE_BODY_LENGTH),
+                    nodes + 4,
+                    buffers + 4,
+                ],
+                dtype=np.int64,
+            ),
         )

@@ -8,8 +8,9 @@ the store through hats) each step is one call. The functions are compiled on fir
 and cached on disk (``cache=True``); they release the GIL, so the store's reading
 threads run them side by side.
 
-Byte order: records, index files and Arrow IPC bodies are little-endian (the row copy
-refuses other machines, see `dpzero.catalog._rows`).
+Byte order: records, index files and Arrow IPC bodies are little-endian. On another
+machine a row copy refuses to open (the store reads Parquet instead, see
+`dpzero.catalog._rows`) and numba does not compile the index search.
 """
 
 from __future__ import annotations
@@ -97,8 +98,8 @@ def ipc_message(
     template
         The schema's header (`dpzero.catalog._ipc.BatchHeader.template`).
     header_at
-        Where the header's numbers go: the batch's length, the body's length, the
-        first node, the first buffer.
+        Where the header's numbers go (`dpzero.catalog._ipc.BatchHeader.numbers_at`):
+        the batch's length, the body's length, the first node, the first buffer.
     valid_at
         Where the records' validity bitmap starts (numpy's bit order: the first column
         is the high bit of the first byte).

@@ -479,22 +479,22 @@ class LocalCatalogStore(CatalogStore):
     def table_metadata(self, database: str, table: str) -> TableMetadata:
         """Felis metadata and partitioning facts of one table."""
         self._refresh()
+        return self._metadata(database, table)
+
+    def all_table_metadata(self) -> list[TableMetadata]:
+        """`table_metadata` of every table (the store's manifest checked once)."""
+        self._refresh()
+        return [
+            self._metadata(database, table) for database, table in sorted(self._manifest.tables)
+        ]
+
+    def _metadata(self, database: str, table: str) -> TableMetadata:
+        """A table's metadata, read from its file the first time."""
         entry = self._manifest.entry(database, table)
         t = self._tables[(database, table)]
         if t.metadata is None:
             t.metadata = self._read_metadata(entry, t)
         return t.metadata
-
-    def all_table_metadata(self) -> list[TableMetadata]:
-        """`table_metadata` of every table (the store's manifest checked once)."""
-        self._refresh()
-        found = []
-        for key in sorted(self._manifest.tables):
-            t = self._tables[key]
-            if t.metadata is None:
-                t.metadata = self._read_metadata(self._manifest.entry(*key), t)
-            found.append(t.metadata)
-        return found
 
     @staticmethod
     def _read_metadata(entry: TableEntry, t: _Table) -> TableMetadata:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import mmap
+import sys
 from collections.abc import Container
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,6 +205,8 @@ class RowCopy:
         # Records as rows of bytes: numpy indexes and joins a structured array field by
         # field (~20 µs for one record of 140 fields), rows of bytes at once (~2 µs).
         self.raw = records.view(np.uint8).reshape(len(records), self.row_bytes)
+        if sys.byteorder != "little":  # the conversion writes little-endian Arrow
+            raise ValueError("row copies are read on little-endian machines only")
         if not _ipc_header_known():
             raise ValueError("this pyarrow writes IPC headers dpzero does not know")
         # Per column: its bit in the validity bitmap and how its values convert.
@@ -312,7 +315,6 @@ class _BatchLayout:
     arguments of `dpzero.catalog._kernels.ipc_message`, per column in the batch's order."""
 
     header: BatchHeader
-    header_at: np.ndarray
     valid_at: int
     columns: np.ndarray
 
@@ -358,10 +360,6 @@ class _BatchLayout:
         columns = [kinds, sources, widths, length_sources, valid_bits, nan_widths]
         return cls(
             header=header,
-            header_at=np.asarray(
-                [header.length_at, header.body_length_at, header.nodes_at, header.buffers_at],
-                dtype=np.int64,
-            ),
             valid_at=int(offsets[_VALID][1]),
             columns=np.ascontiguousarray(np.asarray(columns, dtype=np.int64).T),
         )
@@ -371,7 +369,7 @@ class _BatchLayout:
         message = ipc_message(
             np.ascontiguousarray(raw),
             self.header.template,
-            self.header_at,
+            self.header.numbers_at,
             self.valid_at,
             self.columns,
         )
