@@ -14,7 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from dpzero.catalog import ingest_catalogs, open_store
-from dpzero.catalog._rows import ROWS_DIR, RowCopy, write_rows
+from dpzero.catalog._pruning import rows_in_ranges
+from dpzero.catalog._rows import ROWS_DIR, RowCopy, SkyColumns, write_rows, write_sky
 
 from .conftest import TINY_OPTIONS
 
@@ -185,3 +186,84 @@ def test_read_ahead_finds_rows_after_a_header_longer_than_a_page(tmp_path: Path)
     rows = np.arange(20, 50)  # more than a few rows: read ahead by runs
     got = pa.table(copy.columns([copy.pick(rows)], names[:3] + names[-2:]))
     assert got.equals(table.select(names[:3] + names[-2:]).take(pa.array(rows)))
+
+
+def test_sky_columns_find_the_rows_in_cells_as_a_mask_does(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    healpix = np.sort(rng.integers(0, 1 << 20, 5_000)).astype(np.int64)
+    ra, dec = rng.uniform(0, 360, healpix.size), rng.uniform(-90, 90, healpix.size)
+    table = pa.table({"_healpix_29": healpix, "ra": ra, "dec": dec})
+    write_sky(table, "ra", "dec", tmp_path / "p.sky.npy")
+    sky = SkyColumns(tmp_path / "p.sky.npy", "ra", "dec")
+    assert np.array_equal(sky.columns["ra"], ra) and np.array_equal(sky.columns["dec"], dec)
+    cases = [
+        np.empty((0, 2), dtype=np.int64),
+        np.array([[-5, 0]]),  # before every row
+        np.array([[1 << 21, 1 << 22]]),  # after every row
+        np.array([[healpix[10], healpix[10] + 1]]),  # one cell
+        np.array([[0, 1 << 22]]),  # all
+    ]
+    for _ in range(20):
+        edges = np.sort(rng.choice(1 << 20, 2 * int(rng.integers(1, 40)), replace=False))
+        cases.append(edges.reshape(-1, 2))
+    for ranges in cases:
+        ranges = np.asarray(ranges, dtype=np.int64)
+        expected = np.flatnonzero(rows_in_ranges(ranges, healpix))
+        assert np.array_equal(sky.rows_in(ranges), expected)
+        assert np.array_equal(sky.rows_in(ranges, expected.size), expected)
+        if expected.size:
+            assert sky.rows_in(ranges, expected.size - 1) is None
+
+
+def test_small_regions_read_positions_from_sky_columns_and_no_row_group(
+    tmp_path: Path, tiny_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dpzero.catalog._local import _HANDLES
+
+    bare = tmp_path / "bare"
+    shutil.copytree(tiny_store, bare, symlinks=True)
+    removed = [path.unlink() for path in bare.glob(f"{DB}/*@*/{ROWS_DIR}/*/*.sky.npy")]
+    assert removed  # ingest wrote them
+    cone = "CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', 359.9, -30.0, 0.4)) = 1"
+    triangle = "POLYGON('ICRS', 55.5, -36.5, 56.5, -36.5, 56, -35.6)"
+    polygon = f"CONTAINS(POINT('ICRS', ra, dec), {triangle}) = 1"
+    pole = "CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', 0, -90, 0.3)) = 1"
+    without_parquet = [
+        f"SELECT * FROM {DB}.object WHERE {cone}",
+        f"SELECT * FROM {DB}.object WHERE {polygon}",
+        f"SELECT * FROM {DB}.object WHERE {pole}",
+        f"SELECT TOP 3 * FROM {DB}.object WHERE {cone}",
+        f"SELECT ra, dec FROM {DB}.object WHERE {polygon}",
+    ]
+    wide_cone = "CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', 56, -36, 2)) = 1"
+    few_columns = f"SELECT objectId, dec, mag_i_cModel FROM {DB}.object WHERE {wide_cone}"
+    # Other WHERE columns than positions: decoded from Parquet, the same rows.
+    with_parquet = [
+        f"SELECT objectId, ra FROM {DB}.object WHERE {cone} AND mag_i_cModel < 21",
+        f"SELECT * FROM {DB}.object WHERE {polygon} AND tract > 10",
+    ]
+    reads: list[tuple] = []
+    read = _HANDLES.read
+    monkeypatch.setattr(_HANDLES, "read", lambda *a, **k: reads.append(a) or read(*a, **k))
+    sky, parquet = open_store(tiny_store), open_store(bare)
+    for query in without_parquet + with_parquet:
+        reads.clear()
+        got = sky.query_adql(query)
+        assert bool(reads) == (query in with_parquet), query
+        expected = parquet.query_adql(query)
+        assert got.num_rows > 0, query
+        if "TOP" not in query:
+            key = got.column_names[0]
+            got, expected = got.sort_by(key), expected.sort_by(key)
+        assert got.equals(expected), query
+    # Many rows of a few columns (here: any rows, the row copy priced out) take the
+    # positions from the sky columns and decode only the others.
+    from dpzero.catalog import _direct
+
+    monkeypatch.setattr(_direct, "CHUNK_COST_BYTES", 0)
+    reads.clear()
+    got = sky.query_adql(few_columns)
+    assert reads and all(set(read[2]) == {"objectId", "mag_i_cModel"} for read in reads)
+    expected = parquet.query_adql(few_columns)
+    assert got.num_rows > 100
+    assert got.sort_by("objectId").equals(expected.sort_by("objectId"))

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dpzero.catalog._pruning import contained, coverage_ranges, rows_in_ranges
-from dpzero.catalog._rows import Records, RowCopy
+from dpzero.catalog._rows import Records, RowCopy, SkyColumns
 from dpzero.catalog._selection import (
     ROW_COLUMN,
     ConeTest,
@@ -46,6 +46,12 @@ BATCH_ROWS = 65_536
 # same time (≈ 20 µs ≈ 200 kB copied): many rows of a few columns (a 0.5° cone of 5
 # columns) decode faster from Parquet, a few rows of many columns read faster whole.
 CHUNK_COST_BYTES = 200_000
+# A partition's rows in a region's cells up to which the sky columns find them: more
+# rows than a row group fill their row groups anyway, and decoding the WHERE columns
+# with the returned ones costs less than the sky columns' extra passes over them (a
+# 0.5° cone of 5 columns, ~290,000 rows: 24 ms through Parquet, 35 ms through the sky
+# columns).
+SKY_MOST_ROWS = 16_000
 # Returned columns read with the WHERE columns rather than afterwards.
 FEW_COLUMNS = 8
 # Up to this many ids, records are copied one by one from their row copies.
@@ -155,6 +161,7 @@ def _read_partitions(
     narrow = list(dict.fromkeys([*first_columns, *selection.where_columns]))
     if scan.ids is not None and table.entry.key_column is not None:
         narrow = list(dict.fromkeys([*narrow, table.entry.key_column]))
+    tested = narrow  # what `_keep` reads (before the returned columns join the read)
     wide = [stored for _, stored, _ in selection.outputs if stored not in narrow]
     if len(wide) <= FEW_COLUMNS:
         # A few more columns cost little in the same read (a wide cone of 5 columns
@@ -168,9 +175,11 @@ def _read_partitions(
     parallel = scan.ids is None and len(reads) > 1 and READ_THREADS > 1
 
     def rows_of(read: _Read) -> pa.Table | _Picked | None:
-        rows = _partition_rows(
-            store, table, read, selection, narrow, wide, row_ranges, ids, most, not parallel
-        )
+        rows = _sky_rows(store, table, read, selection, tested, ranges, most, not parallel)
+        if isinstance(rows, _FromParquet):
+            rows = _partition_rows(
+                store, table, read, selection, narrow, wide, row_ranges, ids, most, not parallel
+            )
         if isinstance(rows, pa.Table):  # the result's columns, here in the thread
             return _output(rows, selection, schema, nan_columns)
         return rows
@@ -237,6 +246,76 @@ def _chain(first: pa.Table | _Picked, rest: Iterator[pa.Table | _Picked]) -> Ite
     yield from rest
 
 
+class _FromParquet:
+    """`_sky_rows`'s answer when the partition's rows must come from Parquet."""
+
+
+_PARQUET = _FromParquet()
+
+
+def _sky_rows(
+    store: LocalCatalogStore,
+    table: _Table,
+    read: _Read,
+    selection: Selection,
+    tested: list[str],
+    ranges: np.ndarray | None,
+    left: int | None,
+    threads: bool,
+) -> pa.Table | _Picked | _FromParquet | None:
+    """The selected rows of one partition found through its `SkyColumns`, when the
+    WHERE clause reads positions only (``tested``) and the region's cells are known:
+    the rows in the cells are the exact spans a binary search gives (no row group
+    decoded for the test), and the kept rows' other columns come from the row copy (a
+    few rows) or from the Parquet row groups holding them (many rows of a few columns).
+    `_PARQUET` when this does not apply."""
+    from dpzero.catalog._local import _HANDLES
+
+    usable = ranges is not None and read.rows is None and selection.scan.ids is None
+    copy = table.row_copy(read.part) if usable else None
+    sky = None if copy is None else copy.sky
+    if sky is None or not set(tested) <= set(sky.names):
+        return _PARQUET
+    assert copy is not None and ranges is not None
+    rows = sky.rows_in(ranges, SKY_MOST_ROWS)
+    if rows is None:
+        return _PARQUET
+    if rows.size == 0:
+        return None
+    first = pa.table({name: sky.columns[name][rows] for name in tested})
+    keep = _keep(store, first, selection, None, None, None, left)
+    if keep.size == 0:
+        return None
+    at = rows[keep]
+    returned = list(dict.fromkeys(stored for _, stored, _ in selection.outputs))
+    others = [name for name in returned if name not in sky.names]
+    if not others:
+        return pa.table({name: sky.columns[name][at] for name in returned})
+    part = read.part
+    part.footer()
+    assert part.rg_start is not None and part.rg_rows is not None
+    # ``at`` ascends, so each row group holding kept rows is one run of ``group_of``.
+    group_of = np.searchsorted(part.rg_start, at, side="right") - 1
+    first_of_run = np.empty(at.size, dtype=bool)
+    first_of_run[0] = True
+    np.not_equal(group_of[1:], group_of[:-1], out=first_of_run[1:])
+    hit = group_of[first_of_run]
+    if at.size * copy.row_bytes <= hit.size * len(others) * CHUNK_COST_BYTES:
+        return _Picked(copy, copy.pick(at))
+    # The other columns from the row groups holding a kept row, decoded once each.
+    sizes = part.rg_rows[hit]
+    hit_starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    within = at - part.rg_start[group_of] + hit_starts[np.cumsum(first_of_run) - 1]
+    decoded = _HANDLES.read(part, hit.tolist(), others, use_threads=threads and hit.size > 2)
+    taken = _rows_at(decoded, within)
+    return pa.table(
+        {
+            name: taken.column(name) if name in others else pa.array(sky.columns[name][at])
+            for name in returned
+        }
+    )
+
+
 def _partition_rows(
     store: LocalCatalogStore,
     table: _Table,
@@ -269,7 +348,7 @@ def _partition_rows(
         if keep.size == 0:
             return None
         return _Picked(copy, picked[keep])
-    first = _HANDLES.read(part, groups, narrow, use_threads=threads and len(groups) > 2)
+    first = _read_groups(part, groups, narrow, None if copy is None else copy.sky, threads)
     in_region = None
     if ranges is not None:
         in_region = _region_rows(part, groups, ranges, first.column(HEALPIX_COLUMN).to_numpy())
@@ -301,6 +380,35 @@ def _partition_rows(
     for name in wide:
         columns[name] = taken.column(name)
     return pa.table(columns)
+
+
+def _read_groups(
+    part: _Partition, groups: list[int], columns: list[str], sky: SkyColumns | None, threads: bool
+) -> pa.Table:
+    """Columns of row groups ``groups`` (ascending) of a partition: those the sky columns
+    hold sliced from them, the others decoded (positions are float64 split by byte
+    streams: a fifth of a wide cone's decoding)."""
+    from dpzero.catalog._local import _HANDLES
+
+    from_sky = [] if sky is None else [name for name in columns if name in sky.names]
+    if not from_sky:
+        return _HANDLES.read(part, groups, columns, use_threads=threads and len(groups) > 2)
+    decoded = [name for name in columns if name not in from_sky]
+    read = _HANDLES.read(part, groups, decoded, use_threads=threads and len(groups) > 2)
+    part.footer()
+    assert sky is not None and part.rg_start is not None and part.rg_rows is not None
+    at = np.asarray(groups)
+    starts, ends = part.rg_start[at], part.rg_start[at] + part.rg_rows[at]
+    # Adjacent groups as one slice (a region's groups mostly follow each other).
+    breaks = np.flatnonzero(starts[1:] != ends[:-1]) + 1
+    spans = list(zip(starts[np.r_[0, breaks]], ends[np.r_[breaks - 1, at.size - 1]], strict=True))
+    sliced = {}
+    for name in from_sky:
+        values = sky.columns[name]
+        pieces = [values[a:b] for a, b in spans]
+        sliced[name] = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+    got = {name: sliced[name] if name in sliced else read.column(name) for name in columns}
+    return pa.table(got)
 
 
 def _rows_at(rows: pa.Table, at: np.ndarray) -> pa.Table:

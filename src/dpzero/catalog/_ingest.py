@@ -57,9 +57,9 @@ class IngestOptions:
         Finest HEALPix order a partition may have; raised automatically (up to 10)
         when one cell at this order holds more than ``partition_rows`` rows.
     row_group_rows
-        Rows per Parquet row group inside a partition: point queries decode whole row
-        groups of every column they return, scans pay a cost per row group (see
-        docs/benchmarks-catalog.md for the trade-off measured).
+        Rows per Parquet row group inside a partition: scans pay a cost per row group;
+        point queries decode whole row groups only where they cannot use the index, the
+        sky columns and the row copy (see docs/benchmarks-catalog.md for the figures).
     margin_arcsec
         Radius of the margin cache.
     chunk_rows
@@ -80,7 +80,7 @@ class IngestOptions:
 
     partition_rows: int = 100_000
     highest_order: int = 8
-    row_group_rows: int = 4_000
+    row_group_rows: int = 16_000
     margin_arcsec: float = MARGIN_ARCSEC
     chunk_rows: int = 200_000
     threads: int = 2
@@ -333,7 +333,11 @@ def _build_table(
                 total=len(files), desc=f"{name}: rows", unit="partition", disable=not progress
             ) as bar:
                 for order, pixel, path in files:
-                    write_rows(path, rows_file(collection, order, pixel))
+                    write_rows(
+                        path,
+                        rows_file(collection, order, pixel),
+                        sky=(role.ra_column, role.dec_column),
+                    )
                     bar.update(1)
     _write_table_metadata(collection / TABLE_META_FILE, schema, table, database)
     return TableEntry(

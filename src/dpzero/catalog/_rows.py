@@ -36,8 +36,18 @@ import pyarrow.parquet as pq
 
 from dpzero.catalog._ipc import BatchHeader, buffer_count
 from dpzero.catalog._kernels import BITS, TEXT, VALUES, ipc_message
+from dpzero.catalog._partition import HEALPIX_COLUMN
 
-__all__ = ["ROWS_DIR", "ReadAhead", "Records", "RowCopy", "load_mapped", "rows_file", "write_rows"]
+__all__ = [
+    "ROWS_DIR",
+    "ReadAhead",
+    "Records",
+    "RowCopy",
+    "SkyColumns",
+    "load_mapped",
+    "rows_file",
+    "write_rows",
+]
 
 ROWS_DIR = "dpzero-rows"
 _VALID = "__dpzero_valid"
@@ -148,9 +158,74 @@ def _byte_items(column: pa.ChunkedArray) -> list[bytes]:
     return [b or b"" for b in raw.to_pylist()]
 
 
-def write_rows(partition: Path, out: Path) -> None:
-    """Write the row copy of the Parquet partition ``partition`` to ``out``."""
+def sky_file(rows: Path) -> Path:
+    """Where the sky columns of the row copy ``rows`` (`SkyColumns`) live."""
+    return rows.with_name(rows.stem + ".sky.npy")
+
+
+class SkyColumns:
+    """A partition's ``_healpix_29``, RA and Dec as plain contiguous columns, mapped.
+
+    A small cone or polygon needs the positions of the rows in its HEALPix cells, and
+    the rows are sorted by ``_healpix_29``: a binary search gives their exact spans and
+    the positions are read there, where Parquet decodes whole row groups of them (the
+    row groups can then be large, which whole-table scans want). Written as one
+    ``(3, rows)`` int64 array, RA and Dec as the bits of their float64 values.
+    """
+
+    def __init__(self, path: Path, ra: str, dec: str) -> None:
+        array = load_mapped(path)
+        self.names = (HEALPIX_COLUMN, ra, dec)
+        self.healpix = array[0]
+        positions = array[1:].view(np.float64)
+        self.columns = {HEALPIX_COLUMN: self.healpix, ra: positions[0], dec: positions[1]}
+
+    def rows_in(self, ranges: np.ndarray, most: int | None = None) -> np.ndarray | None:
+        """The rows (ascending) whose ``_healpix_29`` lies in one of the half-open sorted
+        ``ranges``; None if they are more than ``most``."""
+        if self.healpix.size == 0:
+            return np.empty(0, dtype=np.int64)
+        # Only the ranges that can meet this partition's cells (a wide region has
+        # thousands).
+        first = np.searchsorted(ranges[:, 1], self.healpix[0], side="right")
+        last = np.searchsorted(ranges[:, 0], self.healpix[-1], side="right")
+        ranges = ranges[first:last]
+        starts = np.searchsorted(self.healpix, ranges[:, 0], side="left")
+        ends = np.searchsorted(self.healpix, ranges[:, 1], side="left")
+        lengths = ends - starts
+        total = int(lengths.sum())
+        if most is not None and total > most:
+            return None
+        spans = lengths > 0
+        starts, lengths = starts[spans], lengths[spans]
+        if starts.size == 1:
+            return np.arange(starts[0], starts[0] + lengths[0], dtype=np.int64)
+        # Consecutive runs: each row is its run's start plus its place in the run.
+        offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+        return np.arange(total, dtype=np.int64) + offsets
+
+
+def write_sky(table: pa.Table, ra: str, dec: str, out: Path) -> None:
+    """Write `SkyColumns` of the sorted partition ``table`` to ``out``."""
+    sky = np.empty((3, table.num_rows), dtype=np.int64)
+    sky[0] = table.column(HEALPIX_COLUMN).to_numpy()
+    positions = sky[1:].view(np.float64)
+    positions[0] = table.column(ra).to_numpy()
+    positions[1] = table.column(dec).to_numpy()
+    np.save(out, sky, allow_pickle=False)
+
+
+def write_rows(partition: Path, out: Path, sky: tuple[str, str] | None = None) -> None:
+    """Write the row copy of the Parquet partition ``partition`` to ``out``, and with
+    ``sky`` (its RA and Dec columns) its `SkyColumns` beside when both are float64
+    without nulls (otherwise queries decode the positions from Parquet)."""
     table = pq.read_table(partition)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if sky is not None and all(
+        table.schema.field(name).type == pa.float64() and table.column(name).null_count == 0
+        for name in sky
+    ):
+        write_sky(table, *sky, sky_file(out))
     texts = {
         f.name: _byte_items(table.column(f.name))
         for f in table.schema
@@ -172,7 +247,6 @@ def write_rows(partition: Path, out: Path) -> None:
         if column.null_count:
             valid[:, i] = np.asarray(column.is_valid().to_numpy(zero_copy_only=False))
     records[_VALID] = np.packbits(valid, axis=1)
-    out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, records, allow_pickle=False)
 
 
@@ -185,6 +259,9 @@ class RowCopy:
         The ``.npy`` file `write_rows` wrote.
     schema
         The partition's Arrow schema (the types the columns come back in).
+    sky
+        The table's RA and Dec columns: their `SkyColumns` (``sky``) are mapped too when
+        ingest wrote them.
 
     Raises
     ------
@@ -192,12 +269,14 @@ class RowCopy:
         If a column's type has no conversion here (the store then reads Parquet).
     """
 
-    def __init__(self, path: Path, schema: pa.Schema) -> None:
+    def __init__(self, path: Path, schema: pa.Schema, sky: tuple[str, str] | None = None) -> None:
         # Faults read only their page: with the kernel's read-ahead (8 MB on some
         # disks) one id read megabytes of neighbours; `pick` asks for a span ahead.
         records = load_mapped(path, scattered=True)
         self.read_ahead = ReadAhead(records)
         self.schema = schema
+        sky_path = sky_file(path)
+        self.sky = SkyColumns(sky_path, *sky) if sky is not None and sky_path.is_file() else None
         # One dtype object for equal record types: comparing two equal dtypes of 140
         # fields goes field by field (~30 µs), the same object compares at once.
         self.dtype: np.dtype = _RECORD_TYPES.setdefault(records.dtype, records.dtype)
