@@ -26,6 +26,7 @@ import inspect
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -215,8 +216,12 @@ class Peer:
     name = ""
 
     def cpu(self) -> float:
-        """CPU seconds used so far by the process doing the work."""
-        return cpu_seconds(os.getpid())
+        """CPU seconds used so far by this process (every thread), for the peers that
+        work in it: one `getrusage` call. Reading every thread's schedstat instead (what
+        `cpu_seconds` does for another process) touched ~30 files around each query of
+        the in-process peers only, and slowed their next query (12 ids: ~0.07 ms)."""
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
 
     def supports(self, query: Query) -> bool:
         return True
