@@ -160,6 +160,24 @@ def test_open_all_maps_every_partition_before_any_query(tiny_store) -> None:
         if table.entry.key_column is not None:
             assert len(table._rows) == len(table.partitions)
             assert table._index is not None
+            # The index's entries are this process's own memory, not the page cache's.
+            assert table._index._held
+            assert all(entries.base is None for entries in table._index._entries)
+
+
+def test_an_index_held_in_memory_finds_what_the_mapped_one_finds(tiny_store: Path) -> None:
+    held, mapped = open_store(tiny_store), open_store(tiny_store)
+    held.open_all()
+    mapped.open_all(index_memory_bytes=0)
+    object_table = f"{DB}.object"
+    held_index, mapped_index = (s._table(object_table).index() for s in (held, mapped))
+    assert held_index is not None and mapped_index is not None
+    assert held_index._held and not mapped_index._held
+    ids = pq.read_table(next((tiny_store / DB).glob("object@*/object/dataset/*/*/*.parquet")))
+    wanted = [*ids.column("objectId").to_pylist()[::7], -1, 2**62]
+    for got, expected in zip(held_index.find(wanted), mapped_index.find(wanted), strict=True):
+        assert np.array_equal(got, expected)
+    assert held_index.find(wanted)[0].size == len(wanted) - 2
 
 
 def test_read_ahead_finds_rows_after_a_header_longer_than_a_page(tmp_path: Path) -> None:

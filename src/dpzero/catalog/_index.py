@@ -212,7 +212,9 @@ class ObjectIndex:
         self.key_column: str = meta["key"]
         self._pixels = [tuple(p) for p in meta["partitions"]]
         buckets = range(int(meta["buckets"]))
-        self._entries = [load_mapped(_entries_file(path, b), raw=_ENTRY) for b in buckets]
+        self._files = [_entries_file(path, b) for b in buckets]
+        self._entries = [load_mapped(file, raw=_ENTRY) for file in self._files]
+        self._held = False
         self._keys = [entries["key"] for entries in self._entries]
         self._fences = [np.load(_fences_file(path, b)) for b in buckets]
         self._read_ahead = [ReadAhead(entries) for entries in self._entries]
@@ -221,6 +223,34 @@ class ObjectIndex:
     def pixels(self) -> list[tuple[int, int]]:
         """``(Norder, Npix)`` of each partition, in the order `find` numbers them."""
         return self._pixels
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the entries (what `hold_in_memory` copies)."""
+        return sum(entries.nbytes for entries in self._entries)
+
+    def hold_in_memory(self) -> None:
+        """Copy the entries from their mapped files into this process's memory.
+
+        A mapped page lives in the kernel's page cache, which every process's reads
+        share: another program's scan of gigabytes pushes the index out, and the next id
+        lookup reads a page from disk per key. A database server keeps its indexes in
+        memory of its own (PostgreSQL's shared buffers); so does a server holding this.
+        """
+        if self._held:
+            return
+        held = []
+        for file in self._files:
+            # Read whole (the mapping reads page by page: it is told reads are random).
+            copy = np.fromfile(file, dtype=_ENTRY)
+            # Read-only as the mapping was: the compiled search keeps one machine-code
+            # version per array type, and writeable is part of the type.
+            copy.flags.writeable = False
+            held.append(copy)
+        self._entries = held
+        self._held = True
+        self._keys = [entries["key"] for entries in held]
+        self._read_ahead = [ReadAhead(entries) for entries in held]  # nothing to read
 
     def find(
         self, ids: Iterable[int], *, read_ahead: bool = False

@@ -55,6 +55,9 @@ if TYPE_CHECKING:
 __all__ = ["LocalCatalogStore", "open_store"]
 
 HEALPIX_COLUMN = "_healpix_29"
+# objectId indexes a server copies into its own memory (16 bytes a row: 1 GiB holds
+# ~67 M rows' entries; the medium survey's object and position tables need 356 MB).
+INDEX_MEMORY_BYTES = 1 << 30
 PARTIALS = "partials"
 # Streamed results come in record batches of about this many bytes (rows × row width).
 BATCH_BYTES = 4 * 1024 * 1024
@@ -448,8 +451,10 @@ class LocalCatalogStore(CatalogStore):
                 if stamp != self._stamp:
                     self._load()
 
-    def open_all(self) -> None:
-        """Parse every partition's footer, map its row copy and the objectId indexes.
+    def open_all(self, index_memory_bytes: int = INDEX_MEMORY_BYTES) -> None:
+        """Parse every partition's footer, map its row copy and the objectId indexes,
+        and copy indexes into this process's memory while they fit in
+        ``index_memory_bytes`` (`ObjectIndex.hold_in_memory`; 0: all stay mapped).
 
         A cone's or an id's first touch of a partition costs more than the query
         itself otherwise (a 138-column footer ≈ 2 ms, a row copy's header ≈ 1 ms, the
@@ -458,8 +463,12 @@ class LocalCatalogStore(CatalogStore):
         from dpzero.catalog._kernels import warm_up
 
         self._refresh()
+        left = index_memory_bytes
         for table in list(self._tables.values()):
-            table.index()
+            index = table.index()
+            if index is not None and index.nbytes <= left:
+                index.hold_in_memory()
+                left -= index.nbytes
             for part in table.partitions:
                 part.footer()
                 table.row_copy(part)
