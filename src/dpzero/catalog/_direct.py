@@ -619,15 +619,24 @@ def _output(
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
+def _chunk_nan_as_null(chunk: pa.Array) -> pa.Array:
+    """One chunk's NaN made NULL: a validity bitmap over the same values (pyarrow's
+    ``if_else`` copied them; a 0.5° cone's two magnitude-like columns: ~4 → ~1 ms)."""
+    values = chunk.to_numpy(zero_copy_only=False)  # NULL reads as NaN: stays NULL
+    valid = ~np.isnan(values)
+    if valid.all():
+        return chunk
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    nulls = int(valid.size - np.count_nonzero(valid))
+    return pa.Array.from_buffers(chunk.type, len(values), [bitmap, pa.py_buffer(values)], nulls)
+
+
 def _nan_as_null(column: pa.ChunkedArray) -> pa.ChunkedArray:
     """NaN made NULL. A few rows: one numpy pass, whatever the chunks (a third of the
     cost of pyarrow.compute calls on a small cone's rows, 137 columns at once); many
-    rows: pyarrow.compute chunk by chunk (numpy would first join the chunks)."""
+    rows: chunk by chunk (numpy would first join the chunks)."""
     if len(column) > 10_000:
-        nan = pc.is_nan(column)
-        if not pc.any(nan).as_py():
-            return column
-        return pc.if_else(nan, pa.scalar(None, column.type), column)
+        return pa.chunked_array([_chunk_nan_as_null(c) for c in column.chunks], column.type)
     values = column.to_numpy()  # NULL reads as NaN: stays NULL
     mask = np.isnan(values)
     if not mask.any():
