@@ -385,23 +385,3 @@ def test_adql_neighbour_pairs_prune_the_other_side_by_the_grown_region(store, ob
     got = store.query_adql(query.replace("56.0, -36.0, 0.3", f"{ra[i]}, {dec[i]}, {small}"))
     pairs = set(zip(got.column("a_id").to_pylist(), got.column("b_id").to_pylist(), strict=True))
     assert (int(ids[i]), int(ids[j])) in pairs
-
-
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_nan_becomes_null_in_long_columns_of_sliced_chunks(dtype: type) -> None:
-    from dpzero.catalog._direct import _nan_as_null
-
-    rng = np.random.default_rng(1)
-    values = rng.normal(size=30_000).astype(dtype)
-    values[rng.random(values.size) < 0.1] = np.nan
-    null = rng.random(values.size) < 0.05
-    array = pa.array(values, mask=null)
-    column = pa.chunked_array([array.slice(0, 12_345), array.slice(12_345, 5), array.slice(12_350)])
-    got = _nan_as_null(column)
-    got.validate(full=True)
-    expected_null = np.isnan(values) | null
-    assert got.type == column.type
-    assert np.array_equal(got.is_null().to_numpy(zero_copy_only=False), expected_null)
-    assert np.array_equal(got.to_numpy()[~expected_null], values[~expected_null])
-    clean = pa.chunked_array([pa.array(rng.normal(size=20_000).astype(dtype))])
-    assert _nan_as_null(clean).equals(clean)

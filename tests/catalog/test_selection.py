@@ -258,3 +258,12 @@ def test_nan_becomes_null_in_few_and_many_rows(rows):
     assert np.array_equal(got.to_numpy()[kept], values[kept])
     clean = pa.chunked_array([pa.array(np.arange(rows, dtype=np.float64))])
     assert _nan_as_null(clean) is clean
+    # Float32, and chunks that are slices of one array (offsets into shared buffers).
+    single = pa.array(values.astype(np.float32), mask=nulls)
+    pieces = [single.slice(0, half), single.slice(half, 3), single.slice(half + 3)]
+    sliced = pa.chunked_array(pieces)
+    got = _nan_as_null(sliced)
+    got.validate(full=True)
+    assert got.type == pa.float32()
+    assert got.is_null().to_numpy(zero_copy_only=False).tolist() == (~kept).tolist()
+    assert np.array_equal(got.to_numpy()[kept], values[kept].astype(np.float32))

@@ -636,7 +636,11 @@ def _nan_as_null(column: pa.ChunkedArray) -> pa.ChunkedArray:
     cost of pyarrow.compute calls on a small cone's rows, 137 columns at once); many
     rows: chunk by chunk (numpy would first join the chunks)."""
     if len(column) > 10_000:
-        return pa.chunked_array([_chunk_nan_as_null(c) for c in column.chunks], column.type)
+        originals = column.chunks  # new wrapper objects at each access: kept once
+        chunks = [_chunk_nan_as_null(c) for c in originals]
+        if all(new is old for new, old in zip(chunks, originals, strict=True)):
+            return column
+        return pa.chunked_array(chunks, column.type)
     values = column.to_numpy()  # NULL reads as NaN: stays NULL
     mask = np.isnan(values)
     if not mask.any():
