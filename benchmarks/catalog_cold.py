@@ -31,11 +31,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_queries import Query, cone, id_lookup
-
-RESULTS = Path(__file__).parent / "results"
-OBJECT = "dp01_dc2_catalogs.object"
-PG_DSN = "host=127.0.0.1 port=5432 user=postgres"
+from bench_queries import OBJECT, Query, cone, id_lookup
+from catalog_compare import PG_DSN, RESULTS
 
 
 def drop_page_cache() -> None:

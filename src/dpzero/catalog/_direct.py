@@ -269,7 +269,6 @@ def _sky_rows(
     decoded for the test), and the kept rows' other columns come from the row copy (a
     few rows) or from the Parquet row groups holding them (many rows of a few columns).
     `_PARQUET` when this does not apply."""
-    from dpzero.catalog._local import _HANDLES
 
     usable = ranges is not None and read.rows is None and selection.scan.ids is None
     copy = table.row_copy(read.part) if usable else None
@@ -291,7 +290,26 @@ def _sky_rows(
     others = [name for name in returned if name not in sky.names]
     if not others:
         return pa.table({name: sky.columns[name][at] for name in returned})
-    part = read.part
+    rest = _rest_of_rows(read.part, copy, at, others, threads)
+    if isinstance(rest, _Picked):
+        return rest
+    return pa.table(
+        {
+            name: rest.column(name) if name in others else pa.array(sky.columns[name][at])
+            for name in returned
+        }
+    )
+
+
+def _rest_of_rows(
+    part: _Partition, copy: RowCopy | None, at: np.ndarray, columns: list[str], threads: bool
+) -> _Picked | pa.Table:
+    """Columns ``columns`` of the kept rows ``at`` (ascending) of a partition: whole
+    records from the row copy when they cost less to copy than the column chunks to
+    decode (a few rows of many columns), else those columns decoded only from the row
+    groups holding a kept row (many rows of a few columns: `CHUNK_COST_BYTES`)."""
+    from dpzero.catalog._local import _HANDLES
+
     part.footer()
     assert part.rg_start is not None and part.rg_rows is not None
     # ``at`` ascends, so each row group holding kept rows is one run of ``group_of``.
@@ -300,20 +318,13 @@ def _sky_rows(
     first_of_run[0] = True
     np.not_equal(group_of[1:], group_of[:-1], out=first_of_run[1:])
     hit = group_of[first_of_run]
-    if at.size * copy.row_bytes <= hit.size * len(others) * CHUNK_COST_BYTES:
+    if copy is not None and at.size * copy.row_bytes <= hit.size * len(columns) * CHUNK_COST_BYTES:
         return _Picked(copy, copy.pick(at))
-    # The other columns from the row groups holding a kept row, decoded once each.
-    sizes = part.rg_rows[hit]
-    hit_starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    hit_starts = np.concatenate([[0], np.cumsum(part.rg_rows[hit])[:-1]])
     within = at - part.rg_start[group_of] + hit_starts[np.cumsum(first_of_run) - 1]
-    decoded = _HANDLES.read(part, hit.tolist(), others, use_threads=threads and hit.size > 2)
-    taken = _rows_at(decoded, within)
-    return pa.table(
-        {
-            name: taken.column(name) if name in others else pa.array(sky.columns[name][at])
-            for name in returned
-        }
-    )
+    # One or two row groups (a small cone, an id) decode faster in one thread.
+    decoded = _HANDLES.read(part, hit.tolist(), columns, use_threads=threads and hit.size > 2)
+    return _rows_at(decoded, within)
 
 
 def _partition_rows(
@@ -331,7 +342,6 @@ def _partition_rows(
     """The selected rows of one partition (stored column names); ``ranges``, if given,
     are the region's cells, and rows outside them are left out; ``threads``: pyarrow
     may decode columns in several threads."""
-    from dpzero.catalog._local import _HANDLES
 
     part, groups = read.part, read.groups
     returned = {stored for _, stored, _ in selection.outputs}
@@ -359,26 +369,17 @@ def _partition_rows(
         return _rows_at(first.select(narrow_returned), keep)
     part.footer()
     assert part.rg_rows is not None and part.rg_start is not None
+    # The kept rows' places in the partition (``keep`` counts the read groups' rows).
+    read_starts = part.rg_start[np.asarray(groups)]
     sizes = part.rg_rows[np.asarray(groups)]
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     which = np.searchsorted(starts, keep, side="right") - 1  # sorted, as keep
-    hit = which[np.concatenate([[True], which[1:] != which[:-1]])]
-    if copy is not None and keep.size * copy.row_bytes <= hit.size * len(wide) * CHUNK_COST_BYTES:
-        # Whole rows from the row-major copy: no column chunk decoded.
-        at = part.rg_start[np.asarray(groups)][which] + keep - starts[which]
-        return _Picked(copy, copy.pick(at))
-    # Read the other columns only from the row groups holding a kept row.
+    rest = _rest_of_rows(part, copy, read_starts[which] + keep - starts[which], wide, threads)
+    if isinstance(rest, _Picked):
+        return rest
     columns = {name: first.column(name).take(keep) for name in narrow_returned}
-    hit_sizes = sizes[hit]
-    hit_starts = np.zeros(len(groups), dtype=np.int64)
-    hit_starts[hit] = np.concatenate([[0], np.cumsum(hit_sizes)[:-1]])
-    # One or two row groups (a small cone, an id) decode faster in one thread.
-    second = _HANDLES.read(
-        part, [groups[i] for i in hit], wide, use_threads=threads and hit.size > 2
-    )
-    taken = _rows_at(second, keep - starts[which] + hit_starts[which])
     for name in wide:
-        columns[name] = taken.column(name)
+        columns[name] = rest.column(name)
     return pa.table(columns)
 
 

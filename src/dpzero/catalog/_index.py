@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dpzero.catalog._kernels import find_keys, key_windows
-from dpzero.catalog._rows import ReadAhead, load_mapped
+from dpzero.catalog._rows import ReadAhead, load_mapped, span_positions
 from dpzero.errors import InvalidInputError
 
 __all__ = ["BUCKET_ROWS", "DuplicateKey", "Location", "ObjectIndex", "build_index"]
@@ -170,15 +170,6 @@ def build_index(
     return total
 
 
-def _spans(first: np.ndarray, last: np.ndarray) -> np.ndarray:
-    """Every position of the half-open spans ``[first[i], last[i])``, in order."""
-    counts = last - first
-    if counts.size == 0 or counts.max() <= 1:
-        return first[counts == 1]
-    starts = np.repeat(first - (np.cumsum(counts) - counts), counts)
-    return starts + np.arange(int(counts.sum()))
-
-
 @dataclass(frozen=True)
 class Location:
     """Where rows with given keys live: a partition and the rows within it (sorted)."""
@@ -213,11 +204,15 @@ class ObjectIndex:
         self._pixels = [tuple(p) for p in meta["partitions"]]
         buckets = range(int(meta["buckets"]))
         self._files = [_entries_file(path, b) for b in buckets]
-        self._entries = [load_mapped(file, raw=_ENTRY) for file in self._files]
+        self._use([load_mapped(file, raw=_ENTRY) for file in self._files])
         self._held = False
-        self._keys = [entries["key"] for entries in self._entries]
         self._fences = [np.load(_fences_file(path, b)) for b in buckets]
-        self._read_ahead = [ReadAhead(entries) for entries in self._entries]
+
+    def _use(self, entries: list[np.ndarray]) -> None:
+        """Search ``entries`` (one array per bucket) from now on."""
+        self._entries = entries
+        self._keys = [bucket["key"] for bucket in entries]
+        self._read_ahead = [ReadAhead(bucket) for bucket in entries]  # no-op unless mapped
 
     @property
     def pixels(self) -> list[tuple[int, int]]:
@@ -247,10 +242,8 @@ class ObjectIndex:
             # version per array type, and writeable is part of the type.
             copy.flags.writeable = False
             held.append(copy)
-        self._entries = held
+        self._use(held)
         self._held = True
-        self._keys = [entries["key"] for entries in held]
-        self._read_ahead = [ReadAhead(entries) for entries in held]  # nothing to read
 
     def find(
         self, ids: Iterable[int], *, read_ahead: bool = False
@@ -275,7 +268,7 @@ class ObjectIndex:
                 # Many keys (a join's ids): one vectorised search touches most pages anyway.
                 first = np.searchsorted(keys, mine, side="left")
                 last = np.searchsorted(keys, mine, side="right")
-                at = _spans(first, last)
+                at = span_positions(first, last)
             else:
                 fences = self._fences[b]
                 if read_ahead:  # the page (or two) each key is searched in

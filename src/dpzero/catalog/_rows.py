@@ -158,6 +158,15 @@ def _byte_items(column: pa.ChunkedArray) -> list[bytes]:
     return [b or b"" for b in raw.to_pylist()]
 
 
+def span_positions(first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """Every position of the half-open spans ``[first[i], last[i])``, in order."""
+    counts = last - first
+    if counts.size == 0 or counts.max() <= 1:
+        return first[counts == 1]
+    starts = np.repeat(first - (np.cumsum(counts) - counts), counts)
+    return starts + np.arange(int(counts.sum()))
+
+
 def sky_file(rows: Path) -> Path:
     """Where the sky columns of the row copy ``rows`` (`SkyColumns`) live."""
     return rows.with_name(rows.stem + ".sky.npy")
@@ -192,17 +201,9 @@ class SkyColumns:
         ranges = ranges[first:last]
         starts = np.searchsorted(self.healpix, ranges[:, 0], side="left")
         ends = np.searchsorted(self.healpix, ranges[:, 1], side="left")
-        lengths = ends - starts
-        total = int(lengths.sum())
-        if most is not None and total > most:
+        if most is not None and int((ends - starts).sum()) > most:
             return None
-        spans = lengths > 0
-        starts, lengths = starts[spans], lengths[spans]
-        if starts.size == 1:
-            return np.arange(starts[0], starts[0] + lengths[0], dtype=np.int64)
-        # Consecutive runs: each row is its run's start plus its place in the run.
-        offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
-        return np.arange(total, dtype=np.int64) + offsets
+        return span_positions(starts, ends)
 
 
 def write_sky(table: pa.Table, ra: str, dec: str, out: Path) -> None:
