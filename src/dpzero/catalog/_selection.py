@@ -17,6 +17,7 @@ columns the conditions read. Rows are therefore exactly those of the DuckDB path
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -75,55 +76,49 @@ class ConeTest:
         """Columns the test reads."""
         return (self.ra_column, self.dec_column)
 
-    def decide(self, values: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """(surely true, undecided) masks of the rows."""
-        ra, dec = values[self.ra_column], values[self.dec_column]
-        # Without trigonometry first: sin(x)^2 <= x^2 and cos(dec) <= cos(smallest |dec|
-        # of the cone's band) bound the haversine from above, so rows whose bound lies
-        # well under the limit are inside (most rows of a wide cone); only the others
-        # get the exact test. In degrees squared, in place: a few passes over the rows.
+    @functools.cached_property
+    def _constants(self) -> np.ndarray:
+        """The constants of the test's row by row decision (`cone_decide`).
+
+        Without trigonometry first: sin(x)^2 <= x^2 and cos(dec) <= cos(smallest |dec|
+        of the cone's band) bound the haversine from above, so rows whose bound lies
+        well under the limit are inside (most rows of a wide cone). Such a row lies
+        within 2 sin(r/2) <= r of dec0 in declination, so inside the band too when it
+        is the band's own. From below, x^2 (1 - x^2/3) <= sin(x)^2 for every x and the
+        band's farthest |dec| bounds cos(dec): most rows a wide cone reads outside it
+        never reach the trigonometry. The rest get the haversine, ``adql_hav(ra1, dec1,
+        ra2, dec2)`` with the row first as the translation calls it; rows within
+        `_BAND` of the limit are undecided. Bounds in degrees squared.
+        """
         scale = (math.pi / 360.0) ** 2
         straddles = self.low <= 0.0 <= self.high
         nearest = 0.0 if straddles else min(abs(self.low), abs(self.high))
         cos0 = math.cos(math.radians(self.dec0))
-        ra_weight = math.cos(math.radians(nearest)) * cos0
-        bound = dec - self.dec0
-        bound *= bound
-        d_ra = ra - self.ra0
-        d_ra *= d_ra
-        d_ra *= ra_weight
-        bound += d_ra
-        inner = bound <= self.limit * (1.0 - 1e-9) / scale
-        # Such a row lies within 2 sin(r/2) <= r of dec0 in declination: inside the band
-        # [low, high] too, unless the band is narrower than the cone.
-        reach = math.degrees(2.0 * math.sqrt(self.limit)) + 1e-9
-        if not (
-            self.low <= max(-90.0, self.dec0 - reach) and self.high >= min(90.0, self.dec0 + reach)
-        ):
-            inner &= (dec >= self.low) & (dec <= self.high)
-        rest = np.flatnonzero(~inner)
-        rest = rest[(dec[rest] >= self.low) & (dec[rest] <= self.high)]
-        # And from below, for the rows left (x^2 (1 - x^2/3) <= sin(x)^2 for every x; the
-        # band's farthest |dec| bounds cos(dec) from below): most rows a wide cone reads
-        # outside it never reach the trigonometry.
         far = math.cos(math.radians(max(abs(self.low), abs(self.high)))) * cos0
-        x_dec = dec[rest] - self.dec0
-        x_dec *= x_dec
-        x_dec *= scale
-        x_ra = ra[rest] - self.ra0
-        x_ra *= x_ra
-        x_ra *= scale
-        lower = x_dec * (1.0 - x_dec / 3.0) + far * (x_ra * (1.0 - x_ra / 3.0))
-        rest = rest[~(lower > self.limit * (1.0 + 1e-9))]  # NaN stays for the exact test
-        # adql_hav(ra1, dec1, ra2, dec2) with the row first, as the translation calls it.
-        a = np.sin(np.radians(self.dec0 - dec[rest]) / 2)
-        b = np.sin(np.radians(self.ra0 - ra[rest]) / 2)
-        h = a * a + np.cos(np.radians(dec[rest])) * cos0 * (b * b)
-        band = _BAND * self.limit + 1e-300
-        sure = inner.copy()
-        sure[rest] = h <= self.limit - band
-        undecided = np.zeros(dec.shape, dtype=bool)
-        undecided[rest] = np.abs(h - self.limit) <= band
+        return np.array(
+            [
+                self.ra0,
+                self.dec0,
+                self.low,
+                self.high,
+                self.limit,
+                _BAND * self.limit + 1e-300,
+                math.cos(math.radians(nearest)) * cos0,
+                self.limit * (1.0 - 1e-9) / scale,
+                far,
+                self.limit * (1.0 + 1e-9),
+                cos0,
+            ]
+        )
+
+    def decide(self, values: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(surely true, undecided) masks of the rows (one compiled pass over them)."""
+        from dpzero.catalog._kernels import cone_decide
+
+        ra, dec = (_float_view(values[c]) for c in (self.ra_column, self.dec_column))
+        sure = np.empty(dec.shape, dtype=bool)
+        undecided = np.empty(dec.shape, dtype=bool)
+        cone_decide(ra, dec, self._constants, sure, undecided)
         return sure, undecided
 
 
@@ -180,6 +175,14 @@ class InTest:
 
 
 RowTest = ConeTest | ConvexPolygonTest | InTest
+
+
+def _float_view(values: np.ndarray) -> np.ndarray:
+    """``values`` as contiguous float64, read-only (a view where they are already so):
+    the compiled tests then have one machine-code version whatever the column's source."""
+    view = np.ascontiguousarray(values, dtype=np.float64).view()
+    view.flags.writeable = False
+    return view
 
 
 @dataclass(frozen=True)
