@@ -407,10 +407,14 @@ def test_an_index_of_an_older_format_asks_for_a_re_ingest(tmp_path):
         ObjectIndex(tmp_path)
 
 
-def test_index_lookups_cross_fences_and_find_every_copy_of_a_key(tmp_path):
+@pytest.mark.parametrize("held", [False, True])
+@pytest.mark.parametrize("buckets", [1, 3])
+def test_index_lookups_cross_fences_and_find_every_copy_of_a_key(tmp_path, held, buckets):
     """Keys repeated across the in-memory fences of a bucket (truth_match's
-    match_objectId repeats) are all found, in every partition holding them."""
-    from dpzero.catalog._index import FENCE_STRIDE, build_index
+    match_objectId repeats) are all found, in every partition holding them, ordered by
+    partition and row: mapped or held in memory (a few keys then take one compiled
+    call), in one bucket or several."""
+    from dpzero.catalog._index import BUCKET_ROWS, FENCE_STRIDE, build_index
 
     rng = np.random.default_rng(2)
     keys = np.repeat(np.arange(0, 6 * FENCE_STRIDE, 3, dtype=np.int64), 3)  # runs of 3
@@ -421,8 +425,13 @@ def test_index_lookups_cross_fences_and_find_every_copy_of_a_key(tmp_path):
         path = tmp_path / f"{i}.parquet"
         pq.write_table(pa.table({"k": part}), path, row_group_size=700)
         files.append((5, 100 + i, path))
-    assert build_index(files, "k", tmp_path / "index", rows=keys.size) == keys.size
+    # ``rows`` only sets the number of buckets.
+    rows = keys.size if buckets == 1 else (buckets - 1) * BUCKET_ROWS + 1
+    assert build_index(files, "k", tmp_path / "index", rows=rows) == keys.size
     index = ObjectIndex(tmp_path / "index")
+    assert len(index._entries) == buckets
+    if held:
+        index.hold_in_memory()
     where: dict[int, set[tuple[int, int]]] = {}
     for _, npix, path in files:
         for row, k in enumerate(pq.read_table(path).column("k").to_pylist()):
@@ -438,4 +447,8 @@ def test_index_lookups_cross_fences_and_find_every_copy_of_a_key(tmp_path):
         asked = distinct[start : start + 7]
         got = {(loc.npix, int(r)) for loc in index.locate(asked) for r in loc.rows}
         assert got == set().union(*(where[k] for k in asked))
+        # In order, unsorted and repeated keys asked for alike.
+        parts, found = index.find([*reversed(asked), asked[0]])
+        expected = sorted((npix - 100, row) for npix, row in got)
+        assert list(zip(parts.tolist(), found.tolist(), strict=True)) == expected
     assert len(where[999_999]) == FENCE_STRIDE + 7

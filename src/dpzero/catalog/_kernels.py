@@ -26,6 +26,7 @@ __all__ = [
     "VALUES",
     "cone_decide",
     "find_keys",
+    "find_rows",
     "ipc_message",
     "key_windows",
     "warm_up",
@@ -283,6 +284,53 @@ def cone_decide(
         undecided[i] = abs(h - limit) <= band
 
 
+@numba.njit(cache=True, nogil=True)
+def find_rows(
+    keys: np.ndarray,
+    partitions: np.ndarray,
+    rows: np.ndarray,
+    bucket_starts: np.ndarray,
+    fences: np.ndarray,
+    fence_starts: np.ndarray,
+    stride: int,
+    wanted: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Partition and row of every entry holding one of ``wanted`` (unique), ordered by
+    partition and row, in one call: each key's bucket by the index's hash, its window
+    from the bucket's fences, its entries from a binary search there.
+
+    The buckets lie one after another: bucket b's entries (``keys``, ``partitions``,
+    ``rows``) from ``bucket_starts[b]``, its fences (every ``stride``-th key) from
+    ``fence_starts[b]``.
+    """
+    buckets = bucket_starts.size - 1
+    first = np.empty(wanted.size, dtype=np.int64)
+    last = np.empty(wanted.size, dtype=np.int64)
+    for i in range(wanted.size):
+        key = wanted[i]
+        b = np.int64(0)  # int64 throughout: numba makes int64 | uint64 a float
+        if buckets > 1:
+            mixed = np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)
+            b = np.int64((mixed >> np.uint64(33)) % np.uint64(buckets))
+        start = bucket_starts[b]
+        size = bucket_starts[b + 1] - start
+        bucket_fences = fences[fence_starts[b] : fence_starts[b + 1]]
+        low = max(np.searchsorted(bucket_fences, key, side="left") - 1, 0) * stride
+        high = min(np.searchsorted(bucket_fences, key, side="right") * stride, size)
+        window = keys[start + low : start + high]
+        first[i] = start + low + np.searchsorted(window, key, side="left")
+        last[i] = start + low + np.searchsorted(window, key, side="right")
+    # Partition and row as one sortable number (both are below 2**31).
+    places = np.empty((last - first).sum(), dtype=np.int64)
+    at = 0
+    for i in range(wanted.size):
+        for entry in range(first[i], last[i]):
+            places[at] = (np.int64(partitions[entry]) << 32) | np.int64(rows[entry])
+            at += 1
+    places.sort()
+    return places >> 32, places & 0xFFFFFFFF
+
+
 def warm_up() -> None:
     """Load (or compile, the first time) each loop for the argument types queries give
     it: ~0.3 s from the disk cache, ~2 s to compile, otherwise paid by a server's first
@@ -295,6 +343,10 @@ def warm_up() -> None:
     wanted = np.zeros(1, dtype=np.int64)
     key_windows(fences, 4, keys.size, wanted)
     find_keys(keys, fences, 4, wanted)
+    entry_starts = np.array([0, 4], dtype=np.int64)
+    fence_starts = np.array([0, 1], dtype=np.int64)
+    parts, rows = entries["partition"], entries["row"]
+    find_rows(keys, parts, rows, entry_starts, fences, fence_starts, 4, wanted)
     template = np.frombuffer(bytes(64), dtype=np.uint8)  # a header: read-only bytes
     at = np.zeros(4, dtype=np.int64)
     ipc_message(np.zeros((0, 8), dtype=np.uint8), template, at, 0, np.zeros((0, 6), np.int64))
