@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dpzero.catalog._partition import codec_kwargs
+from dpzero.catalog._partition import write_kwargs
 from dpzero.catalog._pruning import pixel_range
 
 __all__ = ["build_margin", "margin_order"]
@@ -94,7 +94,7 @@ def build_margin(
     ``margin_dir`` and are merged per partition.
     """
     from hats.catalog import PartitionInfo, TableProperties
-    from hats.io import file_io, parquet_metadata, paths
+    from hats.io import parquet_metadata, paths
     from hats.pixel_math.healpix_pixel import HealpixPixel
 
     info = PartitionInfo.read_from_dir(catalog_dir)
@@ -122,19 +122,16 @@ def build_margin(
             on_partition()
     margin_pixels: list[HealpixPixel] = []
     total = 0
-    write_kwargs = None
+    kwargs = None
     for t in sorted(int(p.name) for p in scratch.iterdir()):
         pieces = [_read(f) for f in sorted((scratch / str(t)).iterdir())]
         merged = pa.concat_tables(pieces).sort_by(HEALPIX_COLUMN)
         pixel = pixels[t]
         dest = Path(str(paths.pixel_catalog_file(margin_dir, pixel)))
         dest.parent.mkdir(parents=True, exist_ok=True)
-        if write_kwargs is None:
-            write_kwargs = file_io.get_parquet_write_table_kwargs(
-                merged.schema, write_table_kwargs=codec_kwargs(compression, compression_level)
-            )
-            write_kwargs.pop("row_group_size", None)
-        pq.write_table(merged, dest, row_group_size=len(merged) or None, **write_kwargs)
+        if kwargs is None:
+            kwargs = write_kwargs(merged.schema, compression, compression_level)
+        pq.write_table(merged, dest, row_group_size=len(merged) or None, **kwargs)
         margin_pixels.append(pixel)
         total += merged.num_rows
     shutil.rmtree(scratch)

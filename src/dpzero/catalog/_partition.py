@@ -251,11 +251,48 @@ def _spill(
     return schema
 
 
-def codec_kwargs(compression: str, compression_level: int) -> dict[str, object]:
-    """Parquet writer arguments of a codec (a level only where the codec has levels)."""
-    if compression == "zstd":
-        return {"compression": compression, "compression_level": compression_level}
-    return {"compression": compression, "compression_level": None}
+def write_kwargs(
+    schema: pa.Schema,
+    compression: str,
+    compression_level: int,
+    sorting_columns: list[pq.SortingColumn] | None = None,
+) -> dict[str, object]:
+    """Parquet writer arguments of a partition or margin file: hats' (byte stream split
+    floats, a delta-packed `HEALPIX_COLUMN`, dictionaries elsewhere) with the codec,
+    except that 64-bit integers are delta-packed and left uncompressed.
+
+    Those are ids (objectId, parentObjectId) and the HEALPix index. An id is unique, so
+    its dictionary is the column again plus the codes (5.8 B a row with LZ4 on the
+    medium survey); sorted by sky position, a partition's ids of one tract and patch
+    lie close, so their deltas pack to ~3 B a row and decode 2.6× faster. A codec
+    gains ~8 % on packed deltas for ~15 % more decoding (and nothing on the HEALPix
+    index): objectId is returned by most queries, so its decoding is what counts.
+    """
+    from hats.io import file_io
+
+    extra = {} if sorting_columns is None else {"sorting_columns": sorting_columns}
+    level = compression_level if compression == "zstd" else None  # zstd alone has levels
+    kwargs = file_io.get_parquet_write_table_kwargs(
+        schema,
+        write_table_kwargs={**extra, "compression": compression, "compression_level": level},
+    )
+    kwargs.pop("row_group_size", None)  # the callers set their own
+    integers = {f.name for f in schema if pa.types.is_int64(f.type)}
+    if not integers:
+        return kwargs
+    encoding = dict(kwargs.get("column_encoding") or {})
+    encoding.update(dict.fromkeys(integers, "DELTA_BINARY_PACKED"))
+    dictionary = kwargs.get("use_dictionary")
+    if isinstance(dictionary, list):
+        dictionary = [name for name in dictionary if name not in integers]
+    others = [f.name for f in schema if f.name not in integers]
+    kwargs.update(
+        column_encoding=encoding,
+        use_dictionary=dictionary,
+        compression={**dict.fromkeys(others, compression), **dict.fromkeys(integers, "none")},
+        compression_level=None if level is None else dict.fromkeys(others, level),
+    )
+    return kwargs
 
 
 def _write_partition(
@@ -267,7 +304,6 @@ def _write_partition(
     compression_level: int,
 ) -> int:
     """Pass 3 for one partition: gather, sort by ``_healpix_29``, write Parquet."""
-    from hats.io import file_io
 
     pieces = []
     for f in sorted(spill.iterdir(), key=lambda p: int(p.stem)):
@@ -276,14 +312,12 @@ def _write_partition(
     table = pa.concat_tables(pieces)
     ordering = [(HEALPIX_COLUMN, "ascending")]
     table = table.sort_by(ordering)
-    kwargs = file_io.get_parquet_write_table_kwargs(
+    kwargs = write_kwargs(
         table.schema,
-        write_table_kwargs={
-            "sorting_columns": pq.SortingColumn.from_ordering(schema, ordering),
-            **codec_kwargs(compression, compression_level),
-        },
+        compression,
+        compression_level,
+        pq.SortingColumn.from_ordering(schema, ordering),
     )
-    kwargs.pop("row_group_size", None)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with pq.ParquetWriter(dest, table.schema, **kwargs) as writer:
         for start in range(0, table.num_rows, row_group_rows):
