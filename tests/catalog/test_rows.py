@@ -146,13 +146,18 @@ def test_open_all_maps_every_partition_before_any_query(tiny_store) -> None:
     store = open_store(tiny_store)
     store.open_all()
     # The compiled loops are ready for the argument types a lookup gives them.
-    kernels = (_kernels.find_keys, _kernels.ipc_message)
+    kernels = (_kernels.find_rows, _kernels.ipc_message, _kernels.cone_decide)
     versions = [len(kernel.signatures) for kernel in kernels]
     assert all(versions)
     ids = pq.read_table(next((tiny_store / DB).glob("object@*/object/dataset/*/*/*.parquet")))
     listed = ", ".join(str(i) for i in ids.column("objectId").to_pylist()[:12])
     got = store.query_adql(f"SELECT * FROM {DB}.object WHERE objectId IN ({listed})")
     assert got.num_rows == 12
+    for ra in (55.5, 56.5):  # read from the sky columns, then from Parquet
+        for radius in (0.05, 1.0):
+            circle = f"CIRCLE('ICRS', {ra}, -36, {radius})"
+            cone = f"CONTAINS(POINT('ICRS', ra, dec), {circle}) = 1"
+            assert store.query_adql(f"SELECT objectId FROM {DB}.object WHERE {cone}").num_rows
     assert [len(kernel.signatures) for kernel in kernels] == versions
     for table in store._tables.values():
         assert table.partitions
@@ -235,8 +240,9 @@ def test_sky_columns_find_the_rows_in_cells_as_a_mask_does(tmp_path: Path) -> No
             assert sky.rows_in(ranges, expected.size - 1) is None
 
 
+@pytest.mark.parametrize("held", [False, True], ids=["mapped", "held"])
 def test_small_regions_read_positions_from_sky_columns_and_no_row_group(
-    tmp_path: Path, tiny_store: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, tiny_store: Path, monkeypatch: pytest.MonkeyPatch, held: bool
 ) -> None:
     from dpzero.catalog._local import _HANDLES
 
@@ -266,6 +272,11 @@ def test_small_regions_read_positions_from_sky_columns_and_no_row_group(
     read = _HANDLES.read
     monkeypatch.setattr(_HANDLES, "read", lambda *a, **k: reads.append(a) or read(*a, **k))
     sky, parquet = open_store(tiny_store), open_store(bare)
+    if held:  # the sky columns copied into this process's memory, as a server has them
+        sky.open_all()
+        copies = [c for t in sky._tables.values() for c in t._rows.values() if c is not None]
+        assert copies and all(c.sky is None or c.sky.held for c in copies)
+        assert any(c.sky is not None for c in copies)
     for query in without_parquet + with_parquet:
         reads.clear()
         got = sky.query_adql(query)

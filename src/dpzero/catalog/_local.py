@@ -55,8 +55,9 @@ if TYPE_CHECKING:
 __all__ = ["LocalCatalogStore", "open_store"]
 
 HEALPIX_COLUMN = "_healpix_29"
-# objectId indexes a server copies into its own memory (16 bytes a row: 1 GiB holds
-# ~67 M rows' entries; the medium survey's object and position tables need 356 MB).
+# Indexes a server copies into its own memory: objectId entries (16 bytes a row) and
+# sky columns (24 bytes a row); the medium survey's object and position tables need
+# 356 and 535 MB.
 INDEX_MEMORY_BYTES = 1 << 30
 PARTIALS = "partials"
 # Streamed results come in record batches of about this many bytes (rows × row width).
@@ -453,8 +454,10 @@ class LocalCatalogStore(CatalogStore):
 
     def open_all(self, index_memory_bytes: int = INDEX_MEMORY_BYTES) -> None:
         """Parse every partition's footer, map its row copy and the objectId indexes,
-        and copy indexes into this process's memory while they fit in
-        ``index_memory_bytes`` (`ObjectIndex.hold_in_memory`; 0: all stay mapped).
+        and copy the indexes into this process's memory while they fit in
+        ``index_memory_bytes``: the objectId indexes first (`ObjectIndex.hold_in_memory`),
+        then the partitions' sky columns (`SkyColumns.hold_in_memory`); 0: all stay
+        mapped.
 
         A cone's or an id's first touch of a partition costs more than the query
         itself otherwise (a 138-column footer ≈ 2 ms, a row copy's header ≈ 1 ms, the
@@ -464,7 +467,8 @@ class LocalCatalogStore(CatalogStore):
 
         self._refresh()
         left = index_memory_bytes
-        for table in list(self._tables.values()):
+        tables = list(self._tables.values())
+        for table in tables:
             index = table.index()
             if index is not None and index.nbytes <= left:
                 index.hold_in_memory()
@@ -472,6 +476,12 @@ class LocalCatalogStore(CatalogStore):
             for part in table.partitions:
                 part.footer()
                 table.row_copy(part)
+        for table in tables:
+            for part in table.partitions:
+                copy = table.row_copy(part)
+                if copy is not None and copy.sky is not None and copy.sky.nbytes <= left:
+                    copy.sky.hold_in_memory()
+                    left -= copy.sky.nbytes
         warm_up()  # the point-query loops, compiled or loaded before the first lookup
 
     def databases(self) -> list[str]:

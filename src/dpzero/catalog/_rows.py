@@ -173,7 +173,8 @@ def sky_file(rows: Path) -> Path:
 
 
 class SkyColumns:
-    """A partition's ``_healpix_29``, RA and Dec as plain contiguous columns, mapped.
+    """A partition's ``_healpix_29``, RA and Dec as plain contiguous columns, mapped (or
+    held in memory, `hold_in_memory`).
 
     A small cone or polygon needs the positions of the rows in its HEALPix cells, and
     the rows are sorted by ``_healpix_29``: a binary search gives their exact spans and
@@ -183,11 +184,30 @@ class SkyColumns:
     """
 
     def __init__(self, path: Path, ra: str, dec: str) -> None:
-        array = load_mapped(path)
+        self.path = path
         self.names = (HEALPIX_COLUMN, ra, dec)
+        self.held = False
+        self._use(load_mapped(path))
+
+    def _use(self, array: np.ndarray) -> None:
+        """Read the columns from ``array`` (the ``(3, rows)`` file) from now on."""
         self.healpix = array[0]
         positions = array[1:].view(np.float64)
-        self.columns = {HEALPIX_COLUMN: self.healpix, ra: positions[0], dec: positions[1]}
+        self.columns = {self.names[0]: self.healpix}
+        self.columns.update(zip(self.names[1:], positions, strict=True))
+        self.nbytes = array.nbytes
+
+    def hold_in_memory(self) -> None:
+        """Copy the columns from the mapped file into this process's memory (read
+        whole), as `dpzero.catalog._index.ObjectIndex.hold_in_memory` does the objectId
+        index: they are the positional index, and every program's reads share the page
+        cache a mapping lives in (a wide cone read them from disk after other programs'
+        scans)."""
+        if not self.held:
+            array = np.load(self.path, allow_pickle=False)
+            array.flags.writeable = False  # as mapped
+            self._use(array)
+            self.held = True
 
     def rows_in(self, ranges: np.ndarray, most: int | None = None) -> np.ndarray | None:
         """The rows (ascending) whose ``_healpix_29`` lies in one of the half-open sorted
