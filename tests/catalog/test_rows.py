@@ -166,7 +166,7 @@ def test_open_all_maps_every_partition_before_any_query(tiny_store) -> None:
             assert len(table._rows) == len(table.partitions)
             assert table._index is not None
             # The index's entries are this process's own memory, not the page cache's.
-            assert table._index._held
+            assert table._index.held
             for entries in table._index._entries:
                 owner = entries if entries.base is None else entries.base
                 assert owner.base is None and not isinstance(owner, np.memmap)
@@ -179,7 +179,7 @@ def test_an_index_held_in_memory_finds_what_the_mapped_one_finds(tiny_store: Pat
     object_table = f"{DB}.object"
     held_index, mapped_index = (s._table(object_table).index() for s in (held, mapped))
     assert held_index is not None and mapped_index is not None
-    assert held_index._held and not mapped_index._held
+    assert held_index.held and not mapped_index.held
     ids = pq.read_table(next((tiny_store / DB).glob("object@*/object/dataset/*/*/*.parquet")))
     wanted = [*ids.column("objectId").to_pylist()[::7], -1, 2**62]
     for got, expected in zip(held_index.find(wanted), mapped_index.find(wanted), strict=True):

@@ -205,7 +205,6 @@ class ObjectIndex:
         buckets = range(int(meta["buckets"]))
         self._files = [_entries_file(path, b) for b in buckets]
         self._use([load_mapped(file, raw=_ENTRY) for file in self._files])
-        self._held = False
         # Held in memory: every bucket's keys, partitions and rows, one after another.
         self._held_columns: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._fences = [np.load(_fences_file(path, b)) for b in buckets]
@@ -224,6 +223,11 @@ class ObjectIndex:
         return self._pixels
 
     @property
+    def held(self) -> bool:
+        """Whether the entries are in this process's memory (`hold_in_memory`)."""
+        return self._held_columns is not None
+
+    @property
     def nbytes(self) -> int:
         """Bytes of the entries (what `hold_in_memory` copies)."""
         return sum(entries.nbytes for entries in self._entries)
@@ -236,7 +240,7 @@ class ObjectIndex:
         lookup reads a page from disk per key. A database server keeps its indexes in
         memory of its own (PostgreSQL's shared buffers); so does a server holding this.
         """
-        if self._held:
+        if self.held:
             return
         sizes = [bucket.size for bucket in self._entries]
         starts = np.cumsum([0, *sizes], dtype=np.int64)
@@ -251,7 +255,6 @@ class ObjectIndex:
         # version per array type, and writeable is part of the type.
         held.flags.writeable = False
         self._use([held[start:end] for start, end in spans])
-        self._held = True
         self._held_columns = (held["key"], held["partition"], held["row"])
         self._bucket_starts = starts
 

@@ -80,13 +80,12 @@ class ConeTest:
     def _constants(self) -> np.ndarray:
         """The constants of the test's row by row decision (`cone_decide`).
 
-        Without trigonometry first: sin(x)^2 <= x^2 and cos(dec) <= cos(smallest |dec|
-        of the cone's band) bound the haversine from above, so rows whose bound lies
-        well under the limit are inside (most rows of a wide cone). Such a row lies
-        within 2 sin(r/2) <= r of dec0 in declination, so inside the band too when it
-        is the band's own. From below, x^2 (1 - x^2/3) <= sin(x)^2 for every x and the
-        band's farthest |dec| bounds cos(dec): most rows a wide cone reads outside it
-        never reach the trigonometry. The rest get the haversine, ``adql_hav(ra1, dec1,
+        A row outside the Dec band is out. Then, without trigonometry: sin(x)^2 <= x^2
+        and cos(dec) <= cos(smallest |dec| of the band) bound the haversine from above,
+        so rows whose bound lies well under the limit are inside (most rows of a wide
+        cone); from below, x^2 (1 - x^2/3) <= sin(x)^2 for every x and the band's
+        farthest |dec| bounds cos(dec), so most rows a wide cone reads outside it never
+        reach the trigonometry. The rest get the haversine, ``adql_hav(ra1, dec1,
         ra2, dec2)`` with the row first as the translation calls it; rows within
         `_BAND` of the limit are undecided. Bounds in degrees squared.
         """
