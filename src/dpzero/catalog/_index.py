@@ -255,8 +255,10 @@ class ObjectIndex:
         # version per array type, and writeable is part of the type.
         held.flags.writeable = False
         self._use([held[start:end] for start, end in spans])
-        self._held_columns = (held["key"], held["partition"], held["row"])
+        # Last: `find` may run meanwhile (a server holds its indexes in the background),
+        # and takes the compiled path once the held columns are there.
         self._bucket_starts = starts
+        self._held_columns = (held["key"], held["partition"], held["row"])
 
     def find(
         self, ids: Iterable[int], *, read_ahead: bool = False
