@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dpzero.catalog._kernels import find_keys, find_rows, key_windows
+from dpzero.catalog._kernels import find_keys, find_rows, key_buckets, key_windows
 from dpzero.catalog._rows import ReadAhead, load_mapped, span_positions
 from dpzero.errors import InvalidInputError
 
@@ -57,12 +57,6 @@ class DuplicateKey:
     """A key found twice in a table that must not repeat it."""
 
     key: int
-
-
-def _bucket(keys: np.ndarray, buckets: int) -> np.ndarray:
-    """Bucket of each key: a multiplicative hash, so any id pattern spreads evenly."""
-    mixed = keys.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-    return ((mixed >> np.uint64(33)) % np.uint64(buckets)).astype(np.int64)
 
 
 def _entries_file(folder: Path, bucket: int) -> Path:
@@ -123,7 +117,7 @@ def build_index(
                     if null_key is not None:
                         known = ids != null_key
                         ids, at = ids[known], at[known]
-                    which = _bucket(ids, buckets)
+                    which = key_buckets(ids, buckets)
                     for b in np.unique(which):
                         sel = which == b
                         part = pa.table(
@@ -284,7 +278,7 @@ class ObjectIndex:
                 wanted,
             )
         buckets = len(self._keys)
-        which = _bucket(wanted, buckets) if buckets > 1 else None
+        which = key_buckets(wanted, buckets) if buckets > 1 else None
         hits = []
         for b, keys in enumerate(self._keys):
             mine = wanted if which is None else wanted[which == b]

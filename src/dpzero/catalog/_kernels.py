@@ -28,6 +28,7 @@ __all__ = [
     "find_keys",
     "find_rows",
     "ipc_message",
+    "key_buckets",
     "key_windows",
     "warm_up",
 ]
@@ -285,6 +286,18 @@ def cone_decide(
 
 
 @numba.njit(cache=True, nogil=True)
+def key_buckets(keys: np.ndarray, buckets: int) -> np.ndarray:
+    """The index bucket of each key (int64): a multiplicative hash, so any id pattern
+    spreads evenly."""
+    which = np.zeros(keys.size, dtype=np.int64)
+    if buckets > 1:
+        for i in range(keys.size):
+            mixed = np.uint64(keys[i]) * np.uint64(0x9E3779B97F4A7C15)
+            which[i] = np.int64((mixed >> np.uint64(33)) % np.uint64(buckets))
+    return which
+
+
+@numba.njit(cache=True, nogil=True)
 def find_rows(
     keys: np.ndarray,
     partitions: np.ndarray,
@@ -296,37 +309,27 @@ def find_rows(
     wanted: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Partition and row of every entry holding one of ``wanted`` (unique), ordered by
-    partition and row, in one call: each key's bucket by the index's hash, its window
-    from the bucket's fences, its entries from a binary search there.
+    partition and row, in one call: each key's bucket (`key_buckets`), then its entries
+    in that bucket (`find_keys`).
 
     The buckets lie one after another: bucket b's entries (``keys``, ``partitions``,
     ``rows``) from ``bucket_starts[b]``, its fences (every ``stride``-th key) from
     ``fence_starts[b]``.
     """
     buckets = bucket_starts.size - 1
-    first = np.empty(wanted.size, dtype=np.int64)
-    last = np.empty(wanted.size, dtype=np.int64)
-    for i in range(wanted.size):
-        key = wanted[i]
-        b = np.int64(0)  # int64 throughout: numba makes int64 | uint64 a float
-        if buckets > 1:
-            mixed = np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)
-            b = np.int64((mixed >> np.uint64(33)) % np.uint64(buckets))
-        start = bucket_starts[b]
-        size = bucket_starts[b + 1] - start
-        bucket_fences = fences[fence_starts[b] : fence_starts[b + 1]]
-        low = max(np.searchsorted(bucket_fences, key, side="left") - 1, 0) * stride
-        high = min(np.searchsorted(bucket_fences, key, side="right") * stride, size)
-        window = keys[start + low : start + high]
-        first[i] = start + low + np.searchsorted(window, key, side="left")
-        last[i] = start + low + np.searchsorted(window, key, side="right")
+    which = key_buckets(wanted, buckets)
+    found = np.empty(0, dtype=np.int64)
+    for b in range(buckets):
+        mine = wanted[which == b]
+        if mine.size:
+            start, end = bucket_starts[b], bucket_starts[b + 1]
+            bucket_fences = fences[fence_starts[b] : fence_starts[b + 1]]
+            at = find_keys(keys[start:end], bucket_fences, stride, mine)
+            found = np.concatenate((found, start + at))
     # Partition and row as one sortable number (both are below 2**31).
-    places = np.empty((last - first).sum(), dtype=np.int64)
-    at = 0
-    for i in range(wanted.size):
-        for entry in range(first[i], last[i]):
-            places[at] = (np.int64(partitions[entry]) << 32) | np.int64(rows[entry])
-            at += 1
+    places = np.empty(found.size, dtype=np.int64)
+    for i in range(found.size):
+        places[i] = (np.int64(partitions[found[i]]) << 32) | np.int64(rows[found[i]])
     places.sort()
     return places >> 32, places & 0xFFFFFFFF
 
@@ -343,6 +346,7 @@ def warm_up() -> None:
     wanted = np.zeros(1, dtype=np.int64)
     key_windows(fences, 4, keys.size, wanted)
     find_keys(keys, fences, 4, wanted)
+    key_buckets(wanted, 2)
     entry_starts = np.array([0, 4], dtype=np.int64)
     fence_starts = np.array([0, 1], dtype=np.int64)
     parts, rows = entries["partition"], entries["row"]
